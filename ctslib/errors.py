@@ -1,0 +1,39 @@
+"""One error type for bad input, naming the file, row and column at fault."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class InputError(ValueError):
+    """Bad user input. The message names the file and, where known, the row and column.
+
+    Rows are 1-based data rows as a person counts them in a spreadsheet (header excluded),
+    so ``row=3`` is the third participant line of a CSV.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        row: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        self.file = str(file) if file is not None else None
+        self.row = row
+        self.column = column
+        self.reason = message
+        where = []
+        if self.file:
+            where.append(self.file)
+        if row is not None:
+            where.append(f"row {row}")
+        if column is not None:
+            where.append(f"column '{column}'")
+        prefix = ", ".join(where)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class StageError(RuntimeError):
+    """A stage cannot run: its inputs are missing or a study rule refuses the data."""

@@ -1,0 +1,155 @@
+"""Atomic file output, named tables/figures for the report, and ``record`` for headline numbers.
+
+Everything a stage writes goes through a temporary file in the target folder followed by
+``os.replace``, so a run killed mid-write never leaves a half-written file under its final name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (UTF-8)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as pretty, key-sorted JSON atomically (NumPy scalars converted)."""
+    return write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + "\n")
+
+
+def write_csv(df: pd.DataFrame, path: str | Path, *, index: bool = False) -> Path:
+    """Write ``df`` as CSV atomically, with a stable float format so reruns are byte-identical."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=index, lineterminator="\n", float_format="%.6g")
+    return Path(path)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Convert NumPy / pandas / Path values (recursively) into plain JSON types."""
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        f = float(value)
+        return None if math.isnan(f) else f
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def markdown_table(df: pd.DataFrame, *, index: bool = False, floatfmt: str = ".3g") -> str:
+    """Render ``df`` as a GitHub-flavoured Markdown table (via pandas + tabulate)."""
+    return df.to_markdown(index=index, floatfmt=floatfmt) + "\n"
+
+
+def write_table(
+    df: pd.DataFrame,
+    name: str,
+    tables_dir: str | Path,
+    *,
+    index: bool = False,
+    caption: str | None = None,
+    floatfmt: str = ".3g",
+) -> pd.DataFrame:
+    """Write a report table as ``<name>.csv`` (machines) and ``<name>.md`` (the HTML report).
+
+    Returns ``df`` unchanged so a notebook cell can end with it and show it.
+    """
+    tables = Path(tables_dir)
+    write_csv(df, tables / f"{name}.csv", index=index)
+    md = markdown_table(df, index=index, floatfmt=floatfmt)
+    if caption:
+        md = f"**{caption}**\n\n{md}"
+    write_text(tables / f"{name}.md", md)
+    return df
+
+
+def save_figure(fig: Any, name: str, figures_dir: str | Path, *, dpi: int = 120) -> Path:
+    """Save a Matplotlib figure as ``<figures_dir>/<name>.png`` atomically."""
+    path = Path(figures_dir) / f"{name}.png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png", metadata={"Software": None})
+    return path
+
+
+def record(name: str, value: Any, record_file: str | Path, *, show: bool = True) -> Any:
+    """Store a headline number of a stage in its ``record.json`` (read by tests and the report).
+
+    Like scrapbook's ``glue``: the executed notebook states its key numbers, and a test or the
+    report index reads them back without parsing notebook outputs.
+    """
+    path = Path(record_file)
+    data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    data[name] = to_jsonable(value)
+    write_json(path, data)
+    if show:
+        print(f"record: {name} = {data[name]}")
+    return value
+
+
+def read_records(record_file: str | Path) -> dict[str, Any]:
+    """The numbers a stage recorded, or an empty dict if it recorded none yet."""
+    path = Path(record_file)
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_tree(root: str | Path, pattern: str = "**/*") -> str:
+    """Hex SHA-256 over the relative names and bytes of every file under ``root`` (sorted)."""
+    base = Path(root)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in base.glob(pattern) if p.is_file()):
+        digest.update(path.relative_to(base).as_posix().encode())
+        digest.update(sha256_file(path).encode())
+    return digest.hexdigest()
+
+
+def sha256_json(obj: Any) -> str:
+    """Hex SHA-256 of ``obj`` as canonical JSON (sorted keys)."""
+    return hashlib.sha256(json.dumps(to_jsonable(obj), sort_keys=True).encode()).hexdigest()
