@@ -1,0 +1,43 @@
+"""The pinned environment is described the same way for pip (requirements.txt) and conda."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from ctslib.paths import PROJECT_ROOT
+
+
+def _pins(lines: list[str]) -> dict[str, str]:
+    pins = {}
+    for line in lines:
+        line = line.split("#")[0].strip()
+        if line:
+            name, sep, version = line.partition("==")
+            assert sep, f"not pinned with ==: {line!r}"
+            pins[re.sub(r"[-_.]+", "-", name.lower())] = version
+    return pins
+
+
+def test_environment_yml_lists_exactly_the_pinned_requirements() -> None:
+    requirements = _pins((PROJECT_ROOT / "requirements.txt").read_text().splitlines())
+    env = yaml.safe_load((PROJECT_ROOT / "environment.yml").read_text())
+    pip_block = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    assert _pins(pip_block) == requirements
+    assert "python=3.11" in env["dependencies"]
+
+
+def test_lock_file_agrees_with_top_level_pins() -> None:
+    requirements = _pins((PROJECT_ROOT / "requirements.txt").read_text().splitlines())
+    lock = _pins((PROJECT_ROOT / "requirements-lock.txt").read_text().splitlines())
+    disagree = {n: (v, lock.get(n)) for n, v in requirements.items() if lock.get(n) != v}
+    assert not disagree, f"requirements.txt vs requirements-lock.txt: {disagree}"
+
+
+def test_installed_versions_match_the_pins() -> None:
+    from importlib import metadata
+
+    requirements = _pins((PROJECT_ROOT / "requirements.txt").read_text().splitlines())
+    wrong = {n: (v, metadata.version(n)) for n, v in requirements.items() if metadata.version(n) != v}
+    assert not wrong, f"installed differs from requirements.txt (re-run make): {wrong}"

@@ -1,0 +1,75 @@
+"""Notebook hygiene (always) and the smoke-profile execution of every notebook (marker: notebooks)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ctslib.paths import NOTEBOOKS_DIR, STAGES
+
+NOTEBOOKS = sorted(STAGES.items())
+
+
+def _load(name: str) -> dict:
+    return json.loads((NOTEBOOKS_DIR / name).read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize(("key", "name"), NOTEBOOKS)
+def test_notebook_is_committed_clean_with_the_skeleton(key: str, name: str) -> None:
+    nb = _load(name)
+    cells = nb["cells"]
+    code = [c for c in cells if c["cell_type"] == "code"]
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), f"{name} has outputs"
+    assert cells[0]["cell_type"] == "markdown" and "".join(cells[0]["source"]).startswith(f"# {key}"), \
+        f"{name}: first cell must be the title '# {key} · ...'"
+    assert "parameters" in code[0].get("metadata", {}).get("tags", []), f"{name}: first code cell must be tagged parameters"
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    assert "record(" in "".join("".join(c["source"]) for c in code), f"{name} records no headline numbers"
+
+
+def test_notebooks_folder_holds_only_the_stages() -> None:
+    assert sorted(p.name for p in NOTEBOOKS_DIR.glob("*.ipynb")) == sorted(STAGES.values())
+
+
+@pytest.mark.notebooks
+def test_smoke_run_executes_every_stage(smoke_run) -> None:
+    smoke_run.require_ok()
+    for name in STAGES.values():
+        stem = name.removesuffix(".ipynb")
+        assert (smoke_run.paths.report / f"{stem}.html").stat().st_size > 10_000
+        assert (smoke_run.paths.report / name).exists()
+        assert (smoke_run.paths.work / stem / ".stamp.json").exists()
+
+
+@pytest.mark.notebooks
+def test_smoke_report_index_links_the_paper_outputs(smoke_run) -> None:
+    index = (smoke_run.paths.report / "index.html").read_text(encoding="utf-8")
+    for name in STAGES.values():
+        assert f"href='{name.removesuffix('.ipynb')}.html'" in index
+    for output in ("tables/table1.csv", "figures/figure2.png", "figures/figure3.png", "tables/table2.csv", "figures/figure4.png"):
+        assert (smoke_run.paths.report / output).exists(), output
+        assert output in index
+    assert "SYNTHETIC" in index
+
+
+@pytest.mark.notebooks
+def test_smoke_manifest_says_what_produced_the_report(smoke_run) -> None:
+    manifest = smoke_run.manifest
+    assert manifest["profile"] == "smoke"
+    assert manifest["data"]["source"] == "synthetic" and len(manifest["data"]["sha256"]) == 64
+    assert manifest["packages"]["tensorflow"] and manifest["python"].startswith("3.11")
+    assert set(manifest["stages"]) == set(STAGES)
+    assert all(s["status"] == "ran" for s in manifest["stages"].values())
+    assert all(s["peak_rss_mb"] > 50 for s in manifest["stages"].values())
+
+
+@pytest.mark.notebooks
+def test_rerun_skips_unchanged_stages(smoke_run) -> None:
+    from conftest import run_all
+
+    smoke_run.require_ok()
+    proc = run_all("--profile", "smoke", "--run", "smoke-test", "--work", str(smoke_run.paths.work),
+                   "--out", str(smoke_run.paths.report))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("up to date") == len(STAGES), proc.stdout

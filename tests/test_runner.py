@@ -1,0 +1,61 @@
+"""run_all's planning, parameter checks and stamps (the notebook execution itself is in test_notebooks)."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+import run_all
+from ctslib.errors import StageError
+from ctslib.runner import compute_stamp, stage_parameters
+
+
+def _notebook(path, source: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell, nbformat.v4.new_code_cell("print(EPOCHS)")]
+    nbformat.write(nb, path)
+
+
+def test_stage_parameters_pass_declared_and_refuse_typos(tmp_path) -> None:
+    nb = tmp_path / "04_x.ipynb"
+    _notebook(nb, "DATA_DIR = 'a'\nWORK_DIR = 'b'\nREPORT_DIR = 'c'\nSEED = 1\nEPOCHS = 2\n")
+    injected = {"DATA_DIR": "/d", "WORK_DIR": "/w", "REPORT_DIR": "/r", "SKIP_BAD_INPUTS": True}
+    params = stage_parameters("04", nb, {"SEED": 7, "EPOCHS": 3, "UNUSED_COMMON": 1}, ["SEED", "UNUSED_COMMON"], injected)
+    assert params == {"SEED": 7, "EPOCHS": 3, "DATA_DIR": "/d", "WORK_DIR": "/w", "REPORT_DIR": "/r"}
+    with pytest.raises(StageError, match="EPOCH"):
+        stage_parameters("04", nb, {"EPOCH": 3}, ["SEED"], injected)
+
+
+def test_stamp_changes_with_parameters_notebook_and_upstream(tmp_path) -> None:
+    nb = tmp_path / "n.ipynb"
+    _notebook(nb, "EPOCHS = 2\n")
+    base = compute_stamp(nb, {"EPOCHS": 2}, {"03": "abc"}, "data", "lib")
+    assert base == compute_stamp(nb, {"EPOCHS": 2}, {"03": "abc"}, "data", "lib")
+    assert base != compute_stamp(nb, {"EPOCHS": 3}, {"03": "abc"}, "data", "lib")
+    assert base != compute_stamp(nb, {"EPOCHS": 2}, {"03": "abd"}, "data", "lib")
+    assert base != compute_stamp(nb, {"EPOCHS": 2}, {"03": "abc"}, "data2", "lib")
+    _notebook(nb, "EPOCHS = 5\n")
+    assert base != compute_stamp(nb, {"EPOCHS": 2}, {"03": "abc"}, "data", "lib")
+
+
+@pytest.mark.parametrize(
+    ("argv", "synthetic", "stages", "forced"),
+    [
+        ([], True, ["00", "01", "02", "03", "04", "05", "06"], set()),
+        (["--data", "x"], False, ["01", "02", "03", "04", "05", "06"], set()),
+        (["--only", "04"], True, ["04"], {"04"}),
+        (["--from", "05"], True, ["05", "06"], {"05", "06"}),
+        (["--force"], False, ["01", "02", "03", "04", "05", "06"], {"01", "02", "03", "04", "05", "06"}),
+    ],
+)
+def test_plan_stages(argv, synthetic, stages, forced) -> None:
+    args = run_all.parse_args(argv)
+    assert run_all.plan_stages(args, synthetic) == (stages, forced)
+
+
+def test_only_generator_with_real_data_is_refused() -> None:
+    with pytest.raises(StageError, match="nothing to run"):
+        run_all.plan_stages(run_all.parse_args(["--only", "00"]), synthetic=False)
