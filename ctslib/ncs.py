@@ -63,7 +63,13 @@ class Grading:
 
 
 def _missing(value: float | None) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    """None or NaN of any real type (Python, NumPy float32/float64) means not recordable."""
+    if value is None:
+        return True
+    try:
+        return math.isnan(value)
+    except TypeError:
+        return False
 
 
 def dml_band(dml_ms: float | None, limits: NCSLimits) -> str:
