@@ -1,0 +1,502 @@
+"""Check a data folder before a run: every problem at once, each naming its file, row and column.
+
+``python -m ctslib.validate DATA_DIR [--deep]`` reads a folder in the layout of docs/pipeline.md
+and prints every problem found (the stages stop at the first one), then a short summary. It
+writes nothing. Exit code: 0 clean, 1 problems found, 2 usage error (no such folder, bad option).
+
+The checks are the stages' own: cohort cells through ``ctslib.cohort``, ``acquisition.json``,
+videos and masks through ``ctslib.video``, the expert accept-list through ``ctslib.qc``. What
+this module adds is what no single stage sees: files whose names match no cohort wrist or video,
+wrists without a video, per-video overrides for videos that do not exist, masks outside the
+video, and the choice to go on after a problem. By default each video is opened and its first
+frame decoded (cheap: finds corrupt files, zero-frame files and unsupported codecs); ``--deep``
+decodes every frame (also finds truncated files, at the cost of reading all video data).
+
+Severities: ``error`` (a stage will refuse the data or silently lose part of it), ``warning``
+(probably a mistake; the run proceeds) and ``info`` (a conversion the pipeline makes, e.g.
+colour or 16-bit frames to 8-bit grayscale). Errors and warnings count as problems.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ctslib import PLANES, SIDES
+from ctslib.cohort import (
+    COHORT_COLUMNS,
+    HANDS,
+    NCS_COLUMNS,
+    SEXES,
+    _check_id,
+    _check_participants_consistent,
+    _check_wrists_unique,
+    _codes,
+    _numbers,
+    read_cohort,
+)
+from ctslib.errors import InputError
+from ctslib.paths import VIDEO_EXTENSIONS, DataLayout, data_layout, video_stem
+from ctslib.qc import match_accept_list, read_accept_list
+from ctslib.video import (
+    TARGET_FPS,
+    Acquisition,
+    VideoHeader,
+    VideoSettings,
+    find_masks,
+    iter_source_frames,
+    prepare_frame,
+    probe_video,
+    read_acquisition,
+    read_masks,
+)
+
+SEVERITIES: tuple[str, ...] = ("error", "warning", "info")
+"""Problem levels, most serious first; ``error`` and ``warning`` make the exit code 1."""
+
+GRAY_TOLERANCE: int = 8
+"""Channels differing by at most this many grey levels count as grey (codecs tint grey frames slightly)."""
+
+FALLBACK_SETTINGS = VideoSettings(pixel_spacing_mm=(1.0, 1.0), fps=None)
+"""Used to open videos when ``acquisition.json`` is unusable (that problem is reported on its own)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding: severity, message and where (file relative to the data folder, row, column)."""
+
+    severity: str
+    message: str
+    file: str | None = None
+    row: int | None = None
+    column: str | None = None
+
+    @property
+    def is_problem(self) -> bool:
+        """True for errors and warnings (an ``info`` only describes a conversion)."""
+        return self.severity != "info"
+
+    @property
+    def where(self) -> str:
+        """``file, row N, column 'c'`` (the format of ``InputError``)."""
+        parts = [self.file] if self.file else []
+        if self.row is not None:
+            parts.append(f"row {self.row}")
+        if self.column is not None:
+            parts.append(f"column '{self.column}'")
+        return ", ".join(parts)
+
+    def __str__(self) -> str:
+        where = self.where
+        return f"{self.severity.upper():<8}{where}: {self.message}" if where else f"{self.severity.upper():<8}{self.message}"
+
+
+@dataclass
+class DataCheck:
+    """Everything ``inspect_data`` found: the problems and the counts of the summary."""
+
+    root: Path
+    problems: list[Problem] = field(default_factory=list)
+    participants: int | None = None
+    wrists: int | None = None
+    videos: dict[str, int] = field(default_factory=lambda: {plane: 0 for plane in PLANES})
+    readable_videos: int = 0
+    mask_videos: int = 0
+    mask_frames: int = 0
+    accept_rows: int | None = None  # None = no qc_accept.csv
+    source: str | None = None
+
+    def rel(self, path: str | Path | None) -> str | None:
+        """``path`` relative to the data folder where it lies inside it (shorter messages)."""
+        if path is None:
+            return None
+        try:
+            return Path(path).relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+    def add(self, severity: str, message: str, file: str | Path | None = None, row: int | None = None,
+            column: str | None = None) -> None:
+        self.problems.append(Problem(severity, message, self.rel(file), row, column))
+
+    def add_error(self, err: InputError, severity: str = "error", *, row: int | None = None) -> None:
+        """Record an ``InputError`` raised by a stage function (``row`` overrides the error's row)."""
+        self.add(severity, err.reason, err.file, err.row if row is None else row, err.column)
+
+
+# -- cohort.csv ----------------------------------------------------------------------------------
+
+
+def _cell_checkers(path: Path) -> dict[str, Callable[[pd.Series], object]]:
+    """The per-cell rules of ``read_cohort``, one per column, applied to a one-value Series."""
+    return {
+        "participant_id": lambda s: _check_id(s.iat[0], path, 1),
+        "side": lambda s: _codes(s, SIDES, path, "side"),
+        "sex": lambda s: _codes(s, SEXES, path, "sex"),
+        "age": lambda s: _numbers(s, path, "age", allow_blank=False),
+        "dominant_hand": lambda s: _codes(s, HANDS, path, "dominant_hand"),
+        **{c: (lambda s, c=c: _numbers(s, path, c, allow_blank=True)) for c in NCS_COLUMNS},
+    }
+
+
+def check_cohort(layout: DataLayout, check: DataCheck) -> list[tuple[int, str, str]] | None:
+    """Check ``cohort.csv`` with ``read_cohort``'s rules, reporting every bad cell, not just the first.
+
+    Returns:
+        ``(row, participant_id, side)`` of every row with a valid id (side "" where the side is
+        invalid), to match video names against; None when the file cannot be read at all.
+    """
+    path = layout.cohort_csv
+    try:
+        cohort = read_cohort(path)
+    except InputError as first:
+        if first.row is None:  # missing file / column, unreadable, no rows: nothing more to check
+            check.add_error(first)
+            return None
+    else:
+        check.participants, check.wrists = cohort["participant_id"].nunique(), len(cohort)
+        return [(i + 1, str(r.participant_id), str(r.side)) for i, r in enumerate(cohort.itertuples(index=False))]
+    # read_cohort stops at the first bad cell: apply its rule to each cell on its own.
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    raw.columns = [str(c).strip() for c in raw.columns]
+    raw = raw.loc[:, list(COHORT_COLUMNS)].apply(lambda col: col.str.strip())
+    bad = pd.DataFrame(False, index=raw.index, columns=raw.columns)
+    for column, rule in _cell_checkers(path).items():
+        for i, value in enumerate(raw[column]):
+            try:
+                rule(pd.Series([value]))
+            except InputError as err:
+                check.add_error(err, row=i + 1)
+                bad.iat[i, raw.columns.get_loc(column)] = True
+    _check_rows(raw, bad, path, check)
+    check.participants, check.wrists = raw["participant_id"].replace("", np.nan).nunique(), len(raw)
+    # A row with a bad side keeps its id (side ""): its videos are then not reported as unmatched.
+    ok = ~bad["participant_id"]
+    return [(i + 1, raw.at[i, "participant_id"], "" if bad.at[i, "side"] else raw.at[i, "side"].upper())
+            for i in raw.index[ok]]
+
+
+def _check_rows(raw: pd.DataFrame, bad: pd.DataFrame, path: Path, check: DataCheck) -> None:
+    """``read_cohort``'s checks across rows (duplicate wrists, consistent participants) despite bad cells."""
+    keys = raw[["participant_id", "side"]].apply(lambda col: col.str.upper() if col.name == "side" else col)
+    invalid = pd.Series([f"<invalid row {i + 1}>" for i in raw.index], index=raw.index)
+    keys = keys.mask(bad[["participant_id", "side"]], invalid, axis=0)
+    try:
+        _check_wrists_unique(keys, path)
+    except InputError as err:
+        check.add_error(err)
+    columns = ["sex", "age", "dominant_hand"]
+    if not bad[columns].to_numpy().any():  # compare only valid values (else a typo counts twice)
+        people = raw[["participant_id"]].assign(
+            sex=raw["sex"].str.upper(), age=raw["age"].astype(float), dominant_hand=raw["dominant_hand"].str.upper()
+        )
+        try:
+            _check_participants_consistent(people, path)
+        except InputError as err:
+            check.add_error(err)
+
+
+# -- acquisition.json ----------------------------------------------------------------------------
+
+
+def check_acquisition(layout: DataLayout, check: DataCheck) -> Acquisition | None:
+    """Read ``acquisition.json`` with ``ctslib.video.read_acquisition``; None when it is unusable."""
+    try:
+        acquisition = read_acquisition(layout)
+    except InputError as err:
+        check.add_error(err)
+        return None
+    check.source = acquisition.source
+    return acquisition
+
+
+def check_overrides(layout: DataLayout, acquisition: Acquisition | None, check: DataCheck) -> None:
+    """Per-video overrides in ``acquisition.json`` must name a video that exists (else a typo)."""
+    if acquisition is None:
+        return
+    for stem in acquisition.overrides:
+        if layout.find_video(stem) is None:
+            check.add("error", f"names video {stem!r}, but videos/ has no {stem}.mp4, .avi or .dcm "
+                      "(listed but missing; the override is never used)", layout.acquisition_json, column=f"videos.{stem}")
+
+
+# -- video names ---------------------------------------------------------------------------------
+
+
+def list_videos(layout: DataLayout, check: DataCheck) -> list[Path]:
+    """Video files in ``videos/`` (supported extensions); other entries are reported."""
+    folder = layout.videos_dir
+    if not folder.is_dir():
+        check.add("error", "folder missing: videos go in videos/<participant_id>_<side>_<plane>.<mp4|avi|dcm>", folder)
+        return []
+    videos = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir() or entry.suffix.lower() not in VIDEO_EXTENSIONS:
+            check.add("error", f"not a video: expected <participant_id>_<side>_<plane> with extension "
+                      f"{', '.join(VIDEO_EXTENSIONS)}", entry)
+            continue
+        videos.append(entry)
+    return videos
+
+
+def check_video_names(videos: Sequence[Path], wrists: list[tuple[int, str, str]] | None, layout: DataLayout,
+                      check: DataCheck) -> None:
+    """Every video name must be a cohort wrist + known plane; every wrist needs a video per plane."""
+    by_stem: dict[str, list[Path]] = {}
+    for path in videos:
+        by_stem.setdefault(path.stem, []).append(path)
+    for stem, paths in by_stem.items():
+        if len(paths) > 1:
+            used = layout.find_video(stem)
+            check.add("error", f"{len(paths)} videos share the stem {stem!r} ({', '.join(p.name for p in paths)}); "
+                      f"the pipeline would use only {used.name if used else paths[0].name}", paths[0])
+    if wrists is None:
+        return
+    known = {(pid, side) for _, pid, side in wrists}
+    side_unknown = {pid for _, pid, side in wrists if not side}  # bad side already reported in cohort.csv
+    for path in (paths[0] for paths in by_stem.values()):  # one verdict per stem
+        parts = path.stem.rsplit("_", 2)
+        if len(parts) != 3:
+            check.add("error", "name must be <participant_id>_<side>_<plane>, e.g. S001_L_transverse", path)
+        elif parts[2] not in PLANES:
+            check.add("error", f"unknown plane name {parts[2]!r}; expected {' or '.join(PLANES)}", path)
+        elif parts[1] not in SIDES:
+            check.add("error", f"unknown side {parts[1]!r}; expected {' or '.join(SIDES)}", path)
+        elif (parts[0], parts[1]) not in known and parts[0] not in side_unknown:
+            check.add("error", f"matches no cohort wrist: cohort.csv has no row with participant_id {parts[0]!r} "
+                      f"and side {parts[1]!r}", path)
+        elif (parts[0], parts[1]) in known:
+            check.videos[parts[2]] += 1
+    for row, pid, side in wrists:
+        if not side:
+            continue
+        for plane in PLANES:
+            stem = video_stem(pid, side, plane)
+            if layout.find_video(stem) is None:
+                check.add("error", f"wrist {pid} {side} has no {plane} video (expected videos/{stem}.mp4, .avi or .dcm)",
+                          layout.cohort_csv, row=row)
+
+
+# -- video contents ------------------------------------------------------------------------------
+
+
+def check_video(path: Path, settings: VideoSettings, deep: bool, check: DataCheck) -> VideoHeader | None:
+    """Open a video as stage 02 does and decode its first frame (``deep``: every frame).
+
+    Returns the header when the video is usable, else None (the problem is recorded). Frames that
+    stage 02 converts (colour, more than 8 bits) are reported as ``info``.
+    """
+    try:
+        header = probe_video(path, settings)
+        wanted = range(header.n_frames) if deep else [0]
+        for index, raw in iter_source_frames(header, wanted):
+            prepare_frame(raw, header)  # stage 02's conversion; checks each frame's size
+            if index == 0:
+                _note_conversions(raw, header, check)
+    except InputError as err:
+        check.add_error(err)
+        return None
+    check.readable_videos += 1
+    return header
+
+
+def _channel_spread(raw: np.ndarray) -> int:
+    """Largest difference between the colour channels of any pixel (0 for a grey frame)."""
+    channels = raw[..., :3].astype(np.int32)
+    return int((channels.max(axis=-1) - channels.min(axis=-1)).max())
+
+
+def _note_conversions(raw: np.ndarray, header: VideoHeader, check: DataCheck) -> None:
+    """Info lines for frames that are not 8-bit grayscale (converted by ``ctslib.video.to_gray8``)."""
+    if raw.ndim == 3 and raw.shape[2] >= 3 and _channel_spread(raw) > GRAY_TOLERANCE:
+        check.add("info", f"colour frames ({raw.shape[2]} channels) will be converted to 8-bit grayscale "
+                  "(ITU-R BT.601 luma, ctslib.video.to_gray8)", header.path)
+    bits = header.bits_stored or raw.dtype.itemsize * 8
+    if raw.dtype != np.uint8 or bits > 8:
+        check.add("info", f"{bits}-bit frames will be converted to 8 bits by a fixed linear rescale "
+                  f"(v * 255 / {2**bits - 1}, ctslib.video.to_gray8)", header.path)
+    if header.invert:
+        check.add("info", "MONOCHROME1 (low values bright) will be inverted to MONOCHROME2", header.path)
+
+
+# -- masks ---------------------------------------------------------------------------------------
+
+
+def check_masks(layout: DataLayout, headers: dict[str, VideoHeader], video_stems: set[str], check: DataCheck) -> None:
+    """Each ``masks/`` entry must belong to a video, match its frame size and lie inside the video."""
+    folder = layout.masks_dir
+    if not folder.is_dir():
+        return
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if not (entry.is_dir() or entry.suffix.lower() == ".npz"):
+            check.add("error", "not a mask: expected masks/<video stem>.npz or masks/<video stem>/<frame>.png", entry)
+            continue
+        stem = entry.name if entry.is_dir() else entry.stem
+        if stem not in video_stems:
+            check.add("error", f"matches no video: videos/ has no {stem}.mp4, .avi or .dcm", entry)
+            continue
+        if find_masks(layout, stem) != entry:
+            check.add("warning", f"both masks/{stem}.npz and masks/{stem}/ exist; only the .npz is used", entry)
+            continue
+        header = headers.get(stem)
+        if header is None:
+            continue  # the video is unreadable (reported); its size is unknown
+        try:
+            masks = read_masks(entry, (header.height, header.width), frame_size=8)
+        except InputError as err:
+            check.add_error(err)
+            continue
+        _check_mask_frames(entry, sorted(masks), header, check)
+
+
+def _check_mask_frames(entry: Path, indices: list[int], header: VideoHeader, check: DataCheck) -> None:
+    outside = [i for i in indices if not 0 <= i < header.n_frames]
+    if outside:
+        check.add("error", f"masks for source frames {outside[:5]}{' ...' if len(outside) > 5 else ''} but the video "
+                  f"has frames 0-{header.n_frames - 1}", entry)
+    used = set(header.schedule(TARGET_FPS)["source_index"].tolist()) & set(indices)
+    if indices and not used:
+        check.add("warning", f"none of the {len(indices)} masks is on a frame extracted at {TARGET_FPS:g} fps "
+                  f"(source frames {sorted(header.schedule(TARGET_FPS)['source_index'])[:4]} ...); "
+                  "masks are numbered by source frame, starting at 0", entry)
+    check.mask_videos += 1
+    check.mask_frames += len(indices)
+
+
+# -- qc_accept.csv -------------------------------------------------------------------------------
+
+
+def check_accept_list(layout: DataLayout, headers: dict[str, VideoHeader], unreadable: set[str], check: DataCheck) -> None:
+    """Every accept-list row must name a known video and one of its extracted frames (``ctslib.qc``)."""
+    path = layout.qc_accept_csv
+    if not path.exists():
+        return
+    try:
+        accept = read_accept_list(path)
+    except InputError as err:
+        check.add_error(err)
+        return
+    check.accept_rows = len(accept)
+    schedules = {stem: header.schedule(TARGET_FPS) for stem, header in headers.items()}
+    for i in range(len(accept)):
+        row = accept.iloc[[i]]
+        if row["video"].iat[0] in unreadable:
+            continue  # the video itself is reported; its frames are unknown
+        try:
+            match_accept_list(row, schedules, target_fps=TARGET_FPS, file=path)
+        except InputError as err:
+            check.add_error(err)
+
+
+# -- the whole folder ----------------------------------------------------------------------------
+
+
+def inspect_data(layout: DataLayout, deep: bool = False) -> DataCheck:
+    """Run every check on a data folder; read-only. See ``validate_data``."""
+    check = DataCheck(root=layout.root)
+    wrists = check_cohort(layout, check)
+    acquisition = check_acquisition(layout, check)
+    check_overrides(layout, acquisition, check)
+    videos = list_videos(layout, check)
+    check_video_names(videos, wrists, layout, check)
+    headers: dict[str, VideoHeader] = {}
+    unreadable: set[str] = set()
+    for path in videos:
+        used = layout.find_video(path.stem)
+        if used is not None and used != path:
+            continue  # a second file with the same stem is never read by the pipeline
+        settings = acquisition.for_video(path.stem) if acquisition else FALLBACK_SETTINGS
+        header = check_video(path, settings, deep, check)
+        if header is None:
+            unreadable.add(path.stem)
+        else:
+            headers[path.stem] = header
+    check_masks(layout, headers, {p.stem for p in videos}, check)
+    check_accept_list(layout, headers, unreadable, check)
+    return check
+
+
+def validate_data(layout: DataLayout, deep: bool = False) -> list[Problem]:
+    """Every problem of a data folder, in the order checked (cohort, acquisition, videos, masks, QC list).
+
+    Args:
+        layout: the data folder (``ctslib.paths.data_layout(DATA_DIR)``).
+        deep: decode every frame of every video (finds truncated files); else only the first.
+
+    Returns:
+        All findings, ``info`` lines included (filter with ``Problem.is_problem``). Nothing is written.
+    """
+    return inspect_data(layout, deep).problems
+
+
+def summary_lines(check: DataCheck) -> list[str]:
+    """The short summary printed after the problems."""
+    people = "?" if check.participants is None else check.participants
+    wrists = "?" if check.wrists is None else check.wrists
+    planes = ", ".join(f"{check.videos[p]} {p}" for p in PLANES)
+    masks = f"{check.mask_frames} frame(s) of {check.mask_videos} video(s)" if check.mask_videos else "none"
+    accept = "none" if check.accept_rows is None else f"{check.accept_rows} rows"
+    return [
+        f"cohort:        {people} participants, {wrists} wrists",
+        f"videos:        {planes} matched to cohort wrists; {check.readable_videos} readable",
+        f"masks:         {masks}",
+        f"expert list:   {accept}",
+        f"source:        {check.source or '?'}"
+        + (" (synthetic data: results validate the pipeline only)" if (check.source or "").lower() == "synthetic" else ""),
+    ]
+
+
+def report(check: DataCheck, deep: bool) -> str:
+    """Problems (most serious first), then the summary and the verdict."""
+    order = {s: i for i, s in enumerate(SEVERITIES)}
+    problems = sorted(check.problems, key=lambda p: order[p.severity])  # stable: keeps the check order
+    counts = {s: sum(p.severity == s for p in check.problems) for s in SEVERITIES}
+    mode = "every frame decoded" if deep else "first frame of each video decoded; --deep decodes every frame"
+    lines = [f"Checking {check.root} ({mode})", *map(str, problems), "", *summary_lines(check), ""]
+    if counts["error"] or counts["warning"]:
+        lines.append(f"PROBLEMS: {counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} note(s).")
+    else:
+        lines.append(f"OK: no problems found ({counts['info']} note(s)).")
+    return "\n".join(lines)
+
+
+def _quiet_decoders() -> None:
+    """Silence OpenCV's and FFmpeg's own log lines: each failure is reported once, as a Problem."""
+    import cv2
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when FFmpeg is first used
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``python -m ctslib.validate DATA_DIR [--deep]``; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m ctslib.validate", description=__doc__.splitlines()[0])
+    parser.add_argument("data_dir", help="data folder (layout: docs/pipeline.md)")
+    parser.add_argument("--deep", action="store_true", help="decode every frame of every video (slower)")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    _quiet_decoders()
+    layout = data_layout(args.data_dir)
+    if not layout.root.is_dir():
+        print(f"error: {layout.root} is not a folder", file=sys.stderr)
+        return 2
+    check = inspect_data(layout, deep=args.deep)
+    print(report(check, args.deep))
+    return 1 if any(p.is_problem for p in check.problems) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
