@@ -57,3 +57,12 @@ def test_hashes_change_with_content(tmp_path) -> None:
 def test_input_error_names_file_row_column() -> None:
     err = InputError("DML must be a number", file="cohort.csv", row=3, column="dml_ms")
     assert str(err) == "cohort.csv, row 3, column 'dml_ms': DML must be a number"
+
+
+def test_atomic_outputs_follow_the_umask(tmp_path) -> None:
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    path = write_csv(pd.DataFrame({"a": [1]}), tmp_path / "x.csv")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
