@@ -1,0 +1,159 @@
+"""Training throughput of the two published CNNs: the project's training path vs plain ``model.fit``.
+
+Both variants train the same architecture at the same crop size and batch size, in the same
+process, alternating rounds so that load from other programs hits both alike:
+
+* ``plain``: ``keras`` stock model, ``model.fit(x, y, batch_size=...)`` on NumPy arrays (what a
+  straightforward script does); no augmentation.
+* ``project``: ``ctslib.train`` (tf.data cache + prefetch, augmentation on, fused
+  BatchNormalization kernel, settings of ``TrainSettings``).
+
+Throughput is training images per second over steady-state epochs (the first epoch, which traces
+the graph, is dropped); the reported figure per variant is the median over rounds, with the best
+in brackets. On a machine shared with other work the wall-clock figures swing widely, so images
+per CPU-second of this process (work done per image, much less sensitive to other load) is
+printed beside them. ``--ablations`` adds single-change variants to show what each setting is worth.
+
+Usage:
+    python benchmarks/bench_train.py                    # both planes, 128 px, toy crops
+    python benchmarks/bench_train.py --crops work/default/03_nerve_cropping/crops.csv
+    python benchmarks/bench_train.py --planes transverse --ablations
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--planes", nargs="+", default=["transverse", "longitudinal"])
+    parser.add_argument("--size", type=int, default=128, help="crop size (pixels), default 128 as stage 03")
+    parser.add_argument("--images", type=int, default=300, help="training images per epoch (toy crops)")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per round (the first is dropped)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per variant")
+    parser.add_argument("--crops", type=Path, default=None, help="use a run's crops.csv instead of toy crops")
+    parser.add_argument("--ablations", action="store_true", help="also time single-change variants")
+    parser.add_argument("--only", nargs="+", default=None, help="time only these variants (plain is always timed)")
+    parser.add_argument("--seed", type=int, default=2026)
+    return parser.parse_args(argv)
+
+
+def load_frames(args, plane: str, tmp: Path):
+    from ctslib.data import read_crops, write_toy_crops
+
+    if args.crops is not None:
+        frames = read_crops(args.crops, plane)
+    else:
+        per_grade = 5
+        frames_per_wrist = int(np.ceil(args.images / (4 * per_grade)))
+        csv = write_toy_crops(tmp / plane, plane=plane, participants_per_grade=per_grade,
+                              frames_per_wrist=frames_per_wrist, crop_size=args.size, seed=args.seed)
+        frames = read_crops(csv, plane)
+    return frames.iloc[: args.images]
+
+
+def variants(plane: str, args) -> dict[str, dict]:
+    """Name -> how to train: plain fit on arrays, the project's path, and optional ablations."""
+    from ctslib.models import PAPER_BATCH_SIZE
+
+    bs = PAPER_BATCH_SIZE[plane]
+    base = dict(plane=plane, input_size=args.size, epochs=args.epochs, batch_size=bs, verbose=0)
+    out = {
+        "plain": {"kind": "plain", "settings": base},
+        "project": {"kind": "project", "settings": base},
+    }
+    if args.ablations:
+        out["project, stock BN"] = {"kind": "project", "settings": {**base, "fused_batch_norm": False}}
+        out["project, XLA"] = {"kind": "project", "settings": {**base, "jit_compile": True}}
+        out["project, steps_per_execution=8"] = {"kind": "project", "settings": {**base, "steps_per_execution": 8}}
+        out["project, mixed_bfloat16"] = {"kind": "project", "settings": {**base, "precision": "mixed_bfloat16"}}
+        out["project, no augmentation"] = {"kind": "project",
+                                           "settings": {**base, "rotation_deg": 0.0, "horizontal_flip": False}}
+    return out
+
+
+def run_variant(spec: dict, frames, arrays, seed: int) -> list[float]:
+    """Train once for ``epochs`` epochs; return (images per wall second, per CPU second) of each steady epoch."""
+    import keras
+
+    from ctslib.data import make_dataset
+    from ctslib.models import build_model
+    from ctslib.train import TrainSettings, _callbacks, compile_model, new_model
+
+    settings = TrainSettings(**spec["settings"])
+    clock, _ = _callbacks("val_loss")
+    if spec["kind"] == "plain":
+        keras.utils.set_random_seed(seed)
+        model = build_model(settings.plane, settings.input_size)
+        model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss="categorical_crossentropy",
+                      metrics=["accuracy"])
+        x, y = arrays
+        model.fit(x, y, batch_size=settings.batch_size, epochs=settings.epochs, verbose=0, callbacks=[clock])
+    else:
+        ds = make_dataset(frames["crop_file"], frames["grade_index"], input_size=settings.input_size,
+                          batch_size=settings.batch_size, training=True, seed=seed,
+                          rotation_deg=settings.rotation_deg, horizontal_flip=settings.horizontal_flip)
+        model = compile_model(new_model(settings, seed), settings)
+        model.fit(ds, epochs=settings.epochs, verbose=0, callbacks=[clock], shuffle=False)
+    return [(len(frames) / s, len(frames) / c) for s, c in zip(clock.train_s[1:], clock.train_cpu_s[1:])]
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import keras
+    import tensorflow as tf
+
+    from ctslib.data import read_crop_array
+    from ctslib.models import PAPER_BATCH_SIZE, build_model
+    from ctslib.seed import set_determinism
+
+    set_determinism(args.seed)
+    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPU cores, "
+          f"crop {args.size}px, {args.images} images/epoch, {args.epochs} epochs x {args.rounds} rounds", flush=True)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
+        for plane in args.planes:
+            frames = load_frames(args, plane, Path(tmp))
+            x = read_crop_array(frames["crop_file"], args.size)
+            y = np.eye(4, dtype=np.float32)[frames["grade_index"].to_numpy()]
+            params = build_model(plane, args.size).count_params()
+            specs = variants(plane, args)
+            if args.only:
+                specs = {k: v for k, v in specs.items() if k == "plain" or k in args.only}
+            speeds = {name: [] for name in specs}
+            for r in range(args.rounds):
+                for name, spec in specs.items():
+                    t = time.perf_counter()
+                    speeds[name] += run_variant(spec, frames, (x, y), args.seed)
+                    last = np.array(speeds[name][-(args.epochs - 1):])
+                    print(f"  {plane:12s} round {r + 1}: {name:34s} {np.median(last[:, 0]):7.1f} img/s, "
+                          f"{np.median(last[:, 1]):7.1f} img/CPU-s  ({time.perf_counter() - t:5.1f} s)", flush=True)
+            plain = np.median(np.array(speeds["plain"]), axis=0)
+            for name, values in speeds.items():
+                values = np.array(values)
+                med = np.median(values, axis=0)
+                results.append((plane, name, PAPER_BATCH_SIZE[plane], params, med[0], values[:, 0].max(), med[1],
+                                med[0] / plain[0], med[1] / plain[1]))
+    print("\nplane         variant                             batch    params  img/s (best)   img/CPU-s   vs plain: wall  CPU")
+    for plane, name, bs, params, med, best, cpu, ratio, cpu_ratio in results:
+        print(f"{plane:13s} {name:34s} {bs:5d} {params:9,d} {med:7.1f} ({best:6.1f}) {cpu:9.1f}"
+              f"             {ratio:5.2f}x {cpu_ratio:5.2f}x")
+    for row in results:
+        if row[1] == "project":
+            print(f"RATIO {row[0]}: project / plain fit = {row[7]:.2f}x wall-clock, {row[8]:.2f}x per CPU-second")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,391 @@
+"""Nerve-centred fixed-size crops, nerve area (CSA) and the no-nerve rule.
+
+Rules (the study's decisions; the numbers are notebook parameters):
+
+* **Centre.** A crop of ``crop_size`` x ``crop_size`` pixels is centred on the centroid of the
+  *predicted* nerve mask (largest connected component, see ``ctslib.segment.postprocess``).
+* **Borders.** The box is shifted (clamped) to lie wholly inside the frame; it is never padded
+  with invented pixels. Near a border the nerve is then off-centre in the crop; ``centre_x``/
+  ``centre_y`` keep the nerve centroid and ``x0``/``y0`` the box actually cut, so the shift is
+  visible. A crop larger than the frame is an error.
+* **No nerve.** If the predicted mask's area is below ``min_area_mm2`` the frame gets *no* crop:
+  ``nerve_found=False``, ``reason="no_nerve_found"``; it is counted in the crop funnel and never
+  replaced by a silent centre crop.
+* **CSA.** Predicted mask area in pixels x ``spacing_row_mm`` x ``spacing_col_mm`` of the frame
+  (the spacing of the stored frame PNG, as written by stage 02). It is the nerve's
+  cross-sectional area in the transverse plane; in the longitudinal plane the same number is the
+  nerve's in-plane area (a length x thickness), reported but not a CSA.
+* **Check.** Where a true mask exists and shows a nerve, ``centre_in_true_mask`` says whether the
+  nerve centroid used as crop centre lies inside it (False for a no-nerve frame: a miss), and
+  ``true_nerve_in_crop`` the fraction of the true nerve inside the crop box. Both stay empty
+  without a true mask or when the true mask is empty (no nerve in view: "no nerve found" is then
+  the right answer; ``true_nerve_area_px`` = 0 marks these frames).
+
+``crop_path`` in ``crops.csv`` is relative to the run's work folder (``RunPaths.work``), so the
+table does not depend on where the run lives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from ctslib import GRADES, PLANES
+from ctslib.errors import InputError
+from ctslib.io import atomic_path
+
+NO_NERVE_REASON = "no_nerve_found"
+
+FRAME_COLUMNS: tuple[str, ...] = (
+    "frame_id", "wrist_id", "participant_id", "plane", "grade", "grade_index",
+    "spacing_row_mm", "spacing_col_mm", "has_mask", "kept",
+)
+"""Columns of stage 02's frames.csv that this stage reads."""
+
+CROP_COLUMNS: tuple[str, ...] = (
+    "frame_id", "wrist_id", "participant_id", "plane", "grade", "grade_index",
+    "x0", "y0", "crop_size", "centre_x", "centre_y", "nerve_found", "nerve_area_px", "csa_mm2",
+    "crop_path", "centre_in_true_mask", "true_nerve_in_crop", "true_nerve_area_px", "reason",
+)
+"""Columns of crops.csv: the contract's, plus nerve_area_px, true_nerve_in_crop, true_nerve_area_px, reason."""
+
+
+@dataclass(frozen=True)
+class CropPlan:
+    """Where to cut one frame, or why not.
+
+    Attributes:
+        nerve_found: the predicted nerve area reached the minimum.
+        area_px: predicted nerve area in frame pixels.
+        centre_x, centre_y: nerve centroid (column, row) in frame pixels; NaN without a nerve.
+        x0, y0: top-left corner of the crop box (column, row); -1 without a nerve.
+        crop_size: side of the square box in pixels.
+    """
+
+    nerve_found: bool
+    area_px: int
+    centre_x: float
+    centre_y: float
+    x0: int
+    y0: int
+    crop_size: int
+
+
+def mask_centroid(mask: np.ndarray) -> tuple[float, float] | None:
+    """Centroid (x = column, y = row) of a binary mask's pixels, or None when it is empty."""
+    m = cv2.moments((mask > 0).astype(np.uint8), binaryImage=True)
+    if m["m00"] == 0:
+        return None
+    return m["m10"] / m["m00"], m["m01"] / m["m00"]
+
+
+def crop_origin(centre_x: float, centre_y: float, crop_size: int, width: int, height: int) -> tuple[int, int]:
+    """Top-left (x0, y0) of a ``crop_size`` box centred on (centre_x, centre_y), clamped inside.
+
+    The box covers columns ``x0 .. x0 + crop_size - 1``; its centre is ``x0 + (crop_size-1)/2``,
+    so ``x0 = round(centre_x - (crop_size - 1) / 2)`` (halves round up), then clamped to
+    ``[0, width - crop_size]`` (same for rows). Never pads outside the image.
+
+    Raises:
+        ValueError: the crop is larger than the frame or not positive.
+    """
+    if crop_size <= 0 or crop_size > width or crop_size > height:
+        raise ValueError(f"crop_size {crop_size} does not fit a {width}x{height} frame")
+    half = (crop_size - 1) / 2.0
+    x0 = int(np.floor(centre_x - half + 0.5))
+    y0 = int(np.floor(centre_y - half + 0.5))
+    return min(max(x0, 0), width - crop_size), min(max(y0, 0), height - crop_size)
+
+
+def plan_crop(pred_mask: np.ndarray, crop_size: int, min_area_px: float) -> CropPlan:
+    """Apply the centre, border and no-nerve rules to one predicted mask (H, W)."""
+    area = int((pred_mask > 0).sum())
+    centroid = mask_centroid(pred_mask)
+    if centroid is None or area < min_area_px:
+        return CropPlan(False, area, float("nan"), float("nan"), -1, -1, crop_size)
+    height, width = pred_mask.shape
+    x0, y0 = crop_origin(*centroid, crop_size, width, height)
+    return CropPlan(True, area, float(centroid[0]), float(centroid[1]), x0, y0, crop_size)
+
+
+def extract_crop(image: np.ndarray, x0: int, y0: int, crop_size: int) -> np.ndarray:
+    """The ``crop_size`` square of ``image`` at (x0, y0); the box must lie inside the image."""
+    height, width = image.shape[:2]
+    if x0 < 0 or y0 < 0 or x0 + crop_size > width or y0 + crop_size > height:
+        raise ValueError(f"crop box ({x0}, {y0}, {crop_size}) leaves the {width}x{height} image")
+    return image[y0 : y0 + crop_size, x0 : x0 + crop_size].copy()
+
+
+def csa_mm2(mask: np.ndarray, spacing_row_mm: float, spacing_col_mm: float) -> float:
+    """Area of a binary mask in mm²: pixel count x row spacing x column spacing."""
+    return float((mask > 0).sum()) * float(spacing_row_mm) * float(spacing_col_mm)
+
+
+def min_area_pixels(min_area_mm2: float, spacing_row_mm: float, spacing_col_mm: float) -> float:
+    """The no-nerve threshold in pixels of a frame with the given spacing."""
+    return float(min_area_mm2) / (float(spacing_row_mm) * float(spacing_col_mm))
+
+
+def point_in_mask(mask: np.ndarray, x: float, y: float) -> bool:
+    """Whether pixel (round(x), round(y)) is inside ``mask`` (False off-image or for NaN)."""
+    if not (np.isfinite(x) and np.isfinite(y)):
+        return False
+    col, row = int(np.floor(x + 0.5)), int(np.floor(y + 0.5))
+    height, width = mask.shape
+    return 0 <= row < height and 0 <= col < width and bool(mask[row, col] > 0)
+
+
+def fraction_in_box(mask: np.ndarray, x0: int, y0: int, crop_size: int) -> float:
+    """Fraction of a mask's pixels inside the box (NaN for an empty mask)."""
+    total = int((mask > 0).sum())
+    if total == 0:
+        return float("nan")
+    inside = int((mask[y0 : y0 + crop_size, x0 : x0 + crop_size] > 0).sum())
+    return inside / total
+
+
+# -- frames.csv ---------------------------------------------------------------------------
+
+
+def as_bool(values: pd.Series) -> pd.Series:
+    """Read a CSV flag column written as True/False, true/false or 1/0."""
+    return values.astype(str).str.strip().str.lower().isin(["true", "1", "1.0", "yes"])
+
+
+def validate_frames(frames: pd.DataFrame, file: str | Path | None = None) -> pd.DataFrame:
+    """Check stage 02's frames table; returns a copy with boolean ``kept``/``has_mask``.
+
+    Raises:
+        InputError: a needed column is missing, or a kept frame has a missing/non-positive
+            pixel spacing or an unknown plane (naming the row and column).
+    """
+    missing = [c for c in FRAME_COLUMNS if c not in frames.columns]
+    if missing:
+        raise InputError(f"missing columns {missing} (written by notebook 02)", file=file, column=missing[0])
+    out = frames.copy()
+    out["kept"] = as_bool(out["kept"])
+    out["has_mask"] = as_bool(out["has_mask"])
+    for i, row in enumerate(out.itertuples(index=False), start=1):
+        if not row.kept:
+            continue
+        if row.plane not in PLANES:
+            raise InputError(f"plane {row.plane!r} not in {PLANES}", file=file, row=i, column="plane")
+        for col in ("spacing_row_mm", "spacing_col_mm"):
+            value = pd.to_numeric(getattr(row, col), errors="coerce")
+            if not (np.isfinite(value) and value > 0):
+                raise InputError(f"pixel spacing must be a positive number, got {getattr(row, col)!r}",
+                                 file=file, row=i, column=col)
+    return out
+
+
+def read_frames(path: str | Path) -> pd.DataFrame:
+    """Read and validate frames.csv (see ``validate_frames``)."""
+    if not Path(path).exists():
+        raise InputError("frames table not found; run notebook 02 first", file=path)
+    return validate_frames(pd.read_csv(path, dtype={"frame_id": str, "participant_id": str}), file=path)
+
+
+# -- one frame and the whole table -----------------------------------------------------------
+
+
+def crop_record(
+    frame: pd.Series | dict,
+    pred_mask: np.ndarray,
+    crop_size: int,
+    min_area_mm2: float,
+    true_mask: np.ndarray | None = None,
+) -> tuple[dict, CropPlan]:
+    """The crops.csv row of one frame (without ``crop_path``) and its crop plan."""
+    sr, sc = float(frame["spacing_row_mm"]), float(frame["spacing_col_mm"])
+    plan = plan_crop(pred_mask, crop_size, min_area_pixels(min_area_mm2, sr, sc))
+    row = {c: frame[c] for c in ("frame_id", "wrist_id", "participant_id", "plane", "grade", "grade_index")}
+    row.update(
+        x0=plan.x0, y0=plan.y0, crop_size=crop_size, centre_x=plan.centre_x, centre_y=plan.centre_y,
+        nerve_found=plan.nerve_found, nerve_area_px=plan.area_px,
+        csa_mm2=csa_mm2(pred_mask, sr, sc) if plan.nerve_found else float("nan"),
+        crop_path="", centre_in_true_mask=None, true_nerve_in_crop=float("nan"), true_nerve_area_px=float("nan"),
+        reason="" if plan.nerve_found else NO_NERVE_REASON,
+    )
+    if true_mask is not None:
+        row["true_nerve_area_px"] = int((true_mask > 0).sum())
+        if row["true_nerve_area_px"] > 0:  # scored only where the truth shows a nerve
+            # a frame without a crop has no centre in the nerve: a miss
+            row["centre_in_true_mask"] = plan.nerve_found and point_in_mask(true_mask, plan.centre_x, plan.centre_y)
+            if plan.nerve_found:
+                row["true_nerve_in_crop"] = fraction_in_box(true_mask, plan.x0, plan.y0, crop_size)
+    return row, plan
+
+
+def write_png(path: str | Path, image: np.ndarray) -> Path:
+    """Write an 8-bit image as PNG atomically."""
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), image):
+            raise OSError(f"could not write {path}")
+    return Path(path)
+
+
+def crop_frames(
+    frames: pd.DataFrame,
+    frames_dir: str | Path,
+    crops_dir: str | Path,
+    model,
+    *,
+    input_size: int,
+    crop_size: int,
+    min_area_mm2: float,
+    threshold: float = 0.5,
+    masks_dir: str | Path | None = None,
+    work_root: str | Path | None = None,
+    batch_size: int = 64,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Segment every frame of ``frames``, cut nerve-centred crops, and return crops.csv.
+
+    Frames are read from ``frames_dir/<frame_id>.png``, segmented in batches with ``model``,
+    cropped by ``crop_record``'s rules and written to ``crops_dir/<frame_id>.png``. True masks
+    (``masks_dir/<frame_id>.png``, where ``has_mask``) are used only for the centre check.
+
+    Returns:
+        One row per input frame (columns ``CROP_COLUMNS``), including no-nerve frames
+        (``nerve_found=False``, empty ``crop_path``, ``reason="no_nerve_found"``).
+    """
+    from tqdm.auto import tqdm
+
+    from ctslib.segment import postprocess, predict_probabilities, read_gray, read_mask, to_model_input
+
+    frames_dir, crops_dir = Path(frames_dir), Path(crops_dir)
+    base = Path(work_root) if work_root is not None else crops_dir.parent
+    for fid in frames["frame_id"]:  # check inputs before writing anything
+        if not (frames_dir / f"{fid}.png").exists():
+            raise InputError(f"frame image of {fid} not found (written by notebook 02)", file=frames_dir / f"{fid}.png")
+    rows: list[dict] = []
+    records = frames.to_dict("records")
+    batches = range(0, len(records), batch_size)
+    for start in tqdm(batches, desc="segment + crop", disable=not progress):
+        chunk = records[start : start + batch_size]
+        images = [read_gray(frames_dir / f"{f['frame_id']}.png") for f in chunk]
+        probs = predict_probabilities(model, np.stack([to_model_input(im, input_size) for im in images]))
+        for frame, image, prob in zip(chunk, images, probs):
+            pred = postprocess(prob, image.shape, threshold=threshold)
+            true = None
+            if masks_dir is not None and bool(frame.get("has_mask", False)):
+                true_path = Path(masks_dir) / f"{frame['frame_id']}.png"
+                true = read_mask(true_path) if true_path.exists() else None
+            row, plan = crop_record(frame, pred, crop_size, min_area_mm2, true)
+            if plan.nerve_found:
+                out = crops_dir / f"{frame['frame_id']}.png"
+                write_png(out, extract_crop(image, plan.x0, plan.y0, crop_size))
+                row["crop_path"] = out.relative_to(base).as_posix() if out.is_relative_to(base) else str(out)
+            rows.append(row)
+    return pd.DataFrame(rows, columns=list(CROP_COLUMNS))
+
+
+# -- summaries ------------------------------------------------------------------------------
+
+
+def crop_funnel(frames: pd.DataFrame, crops: pd.DataFrame) -> pd.DataFrame:
+    """Per plane (and total): frames in frames.csv -> kept -> no nerve found -> crops written.
+
+    ``*_true_empty`` count frames whose true mask is empty (no nerve in view; 0 without truth):
+    a no-nerve frame there is a correct rejection, a crop there is cut on something else.
+    """
+    rows = []
+    for plane in [*PLANES, "all"]:
+        f = frames if plane == "all" else frames[frames["plane"] == plane]
+        c = crops if plane == "all" else crops[crops["plane"] == plane]
+        found = as_bool(c["nerve_found"])
+        true_area = c["true_nerve_area_px"] if "true_nerve_area_px" in c else pd.Series(np.nan, index=c.index)
+        true_empty = pd.to_numeric(true_area, errors="coerce").eq(0)
+        rows.append(
+            {
+                "plane": plane,
+                "frames": len(f),
+                "kept_frames": int(as_bool(f["kept"]).sum()),
+                "no_nerve_found": int((~found).sum()),
+                "no_nerve_found_true_empty": int((~found & true_empty).sum()),
+                "crops": int(found.sum()),
+                "crops_true_empty": int((found & true_empty).sum()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def centre_hit_rate(crops: pd.DataFrame) -> float:
+    """Share of frames whose true mask shows a nerve with the crop centre inside that nerve.
+
+    No-nerve frames count as misses (``crop_record`` sets them False); frames without a true
+    mask, or with an empty one, are left out. NaN when no frame is scored.
+    """
+    scored = crops["centre_in_true_mask"].dropna()
+    return float(as_bool(scored).mean()) if len(scored) else float("nan")
+
+
+def csa_by_grade(crops: pd.DataFrame, plane: str = "transverse") -> pd.DataFrame:
+    """Predicted nerve area (mm²) per grade of one plane: n crops, wrists, mean, SD, median, IQR."""
+    part = crops[(crops["plane"] == plane) & as_bool(crops["nerve_found"])]
+    rows = []
+    for grade in GRADES:
+        g = part[part["grade"] == grade]["csa_mm2"].astype(float)
+        rows.append(
+            {
+                "grade": grade,
+                "n_crops": len(g),
+                "n_wrists": part.loc[part["grade"] == grade, "wrist_id"].nunique(),
+                "csa_mm2_mean": g.mean(),
+                "csa_mm2_sd": g.std(ddof=1) if len(g) > 1 else float("nan"),
+                "csa_mm2_median": g.median(),
+                "csa_mm2_q1": g.quantile(0.25) if len(g) else float("nan"),
+                "csa_mm2_q3": g.quantile(0.75) if len(g) else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def pick_examples(crops: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """One cropped frame per grade x plane (seeded choice), for the example figure."""
+    found = crops[as_bool(crops["nerve_found"])]
+    picks = []
+    for plane in PLANES:
+        for grade in GRADES:
+            part = found[(found["plane"] == plane) & (found["grade"] == grade)]
+            if len(part):
+                picks.append(part.sample(1, random_state=seed))
+    return pd.concat(picks, ignore_index=True) if picks else found.head(0)
+
+
+def plot_crop_examples(
+    images: Sequence[np.ndarray],
+    pred_masks: Sequence[np.ndarray],
+    rows: pd.DataFrame,
+    true_masks: Sequence[np.ndarray | None] | None = None,
+):
+    """Frames with the predicted nerve contour (yellow), true contour (cyan, if any) and crop box (red).
+
+    Laid out with planes as rows and grades as columns (``rows`` from ``pick_examples``).
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    fig, axes = plt.subplots(len(PLANES), len(GRADES), figsize=(3.0 * len(GRADES), 3.5 * len(PLANES)), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for k, row in enumerate(rows.itertuples(index=False)):
+        ax = axes[PLANES.index(row.plane), GRADES.index(row.grade)]
+        ax.imshow(images[k], cmap="gray", vmin=0, vmax=255)
+        true = true_masks[k] if true_masks is not None else None
+        if true is not None and true.any():
+            ax.contour(true > 0, levels=[0.5], colors="cyan", linewidths=0.8)
+        if pred_masks[k].any():
+            ax.contour(pred_masks[k] > 0, levels=[0.5], colors="yellow", linewidths=0.8)
+        ax.add_patch(Rectangle((row.x0 - 0.5, row.y0 - 0.5), row.crop_size, row.crop_size,
+                               fill=False, edgecolor="red", linewidth=1.2))
+        ax.plot(row.centre_x, row.centre_y, "r+", markersize=8)
+        measure = "CSA" if row.plane == "transverse" else "nerve area"
+        ax.set_title(f"{row.plane} · {row.grade}\n{measure} {row.csa_mm2:.1f} mm²", fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,212 @@
+"""The two published severity CNNs (transverse and longitudinal), built exactly as the paper lists them.
+
+The paper states layer types, filter counts, kernel size, activations, the transverse model's
+``he_normal`` initialiser, the dropout rate and the 4-way softmax. It is silent on the rest; our
+choices below are Keras defaults (what code that does not mention them gets), each a parameter:
+
+* ``padding="valid"`` for every convolution (Keras default);
+* ``pool_size=2`` for every max-pooling layer (Keras default, stride = pool size);
+* input size = the nerve-crop size of stage 03 (``input_size``), one grayscale channel in [0, 1];
+* longitudinal ``kernel_initializer="glorot_uniform"`` (Keras default; the paper names ``he_normal``
+  only for the transverse model);
+* dense layers use the Keras default initialiser in both models (the paper names an initialiser only
+  for the transverse convolutions);
+* BatchNormalization follows the ReLU of each transverse convolution and precedes its pooling, the
+  order the paper lists ("conv + BN + max-pool").
+
+Training speed: Keras 3 computes BatchNormalization from separate moment and normalisation ops.
+``FusedBatchNormalization`` is the same layer (same weights, same maths: batch statistics in
+training, moving averages with the same momentum/epsilon at inference) computed by TensorFlow's
+fused kernel, as tf.keras 2 did by default. ``ctslib.train`` trains a copy of the model with the
+fused layer and saves a stock-Keras copy (``with_batch_norm(model, fused=False)``), so the saved
+``.keras`` files contain only standard Keras layers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+from keras import layers
+
+from ctslib import GRADES
+
+N_CLASSES = len(GRADES)
+DROPOUT = 0.6  # the paper's rate after every hidden dense layer
+
+
+def _input(input_size: int) -> keras.Input:
+    if int(input_size) < 8:
+        raise ValueError(f"input_size must be at least 8 pixels, got {input_size}")
+    return keras.Input(shape=(int(input_size), int(input_size), 1), name="crop")
+
+
+def conv_classifier(
+    input_size: int,
+    *,
+    conv_filters: Sequence[int],
+    dense_units: Sequence[int],
+    batch_norm: bool,
+    kernel_initializer: str,
+    padding: str = "valid",
+    pool_size: int = 2,
+    kernel_size: int = 3,
+    dropout: float = DROPOUT,
+    name: str = "cnn",
+) -> keras.Model:
+    """A plain conv -> [BN] -> max-pool stack, Flatten, dense + dropout blocks and a 4-way softmax.
+
+    Both published models are instances of this one pattern; ``transverse_model`` and
+    ``longitudinal_model`` fix the paper's numbers.
+    """
+    inputs = _input(input_size)
+    x = inputs
+    for i, filters in enumerate(conv_filters, start=1):
+        x = layers.Conv2D(
+            filters, kernel_size, activation="relu", padding=padding,
+            kernel_initializer=kernel_initializer, name=f"conv{i}",
+        )(x)
+        if batch_norm:
+            x = layers.BatchNormalization(name=f"bn{i}")(x)
+        x = layers.MaxPooling2D(pool_size, name=f"pool{i}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    for i, units in enumerate(dense_units, start=1):
+        x = layers.Dense(units, activation="relu", name=f"dense{i}")(x)
+        x = layers.Dropout(dropout, name=f"dropout{i}")(x)
+    outputs = layers.Dense(N_CLASSES, activation="softmax", name="grade")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def transverse_model(
+    input_size: int,
+    *,
+    padding: str = "valid",
+    pool_size: int = 2,
+    kernel_initializer: str = "he_normal",
+    dropout: float = DROPOUT,
+) -> keras.Model:
+    """The paper's transverse-plane CNN.
+
+    Conv 16, 32, 64 filters (3x3, ReLU, ``he_normal``), each followed by BatchNormalization and
+    max-pooling; Flatten; Dense 256, 72, 16 (ReLU), each followed by Dropout 0.6; Dense 4 softmax.
+
+    Args:
+        input_size: side of the square grayscale crop (pixels); input shape is (size, size, 1).
+        padding: convolution padding; the paper is silent, Keras default "valid".
+        pool_size: max-pooling window and stride; the paper is silent, Keras default 2.
+        kernel_initializer: convolution initialiser; the paper says he_normal.
+        dropout: rate after each hidden dense layer; the paper says 0.6.
+    """
+    return conv_classifier(
+        input_size, conv_filters=(16, 32, 64), dense_units=(256, 72, 16), batch_norm=True,
+        kernel_initializer=kernel_initializer, padding=padding, pool_size=pool_size,
+        dropout=dropout, name="transverse_cnn",
+    )
+
+
+def longitudinal_model(
+    input_size: int,
+    *,
+    padding: str = "valid",
+    pool_size: int = 2,
+    kernel_initializer: str = "glorot_uniform",
+    dropout: float = DROPOUT,
+) -> keras.Model:
+    """The paper's longitudinal-plane CNN.
+
+    Conv 16, 32 filters (3x3, ReLU), each followed by max-pooling; Flatten; Dense 256 (ReLU) +
+    Dropout 0.6; Dense 4 softmax. No BatchNormalization (the paper lists none for this model).
+
+    Args:
+        input_size: side of the square grayscale crop (pixels); input shape is (size, size, 1).
+        padding: convolution padding; the paper is silent, Keras default "valid".
+        pool_size: max-pooling window and stride; the paper is silent, Keras default 2.
+        kernel_initializer: convolution initialiser; the paper is silent for this model, so the
+            Keras default "glorot_uniform" (set "he_normal" to match the transverse model).
+        dropout: rate after the hidden dense layer; the paper says 0.6.
+    """
+    return conv_classifier(
+        input_size, conv_filters=(16, 32), dense_units=(256,), batch_norm=False,
+        kernel_initializer=kernel_initializer, padding=padding, pool_size=pool_size,
+        dropout=dropout, name="longitudinal_cnn",
+    )
+
+
+@keras.saving.register_keras_serializable(package="ctslib")
+class FusedBatchNormalization(layers.BatchNormalization):
+    """``keras.layers.BatchNormalization`` whose training pass uses TensorFlow's fused kernel.
+
+    Identical parameters, config and inference; in training the batch mean/variance normalise the
+    batch and update the moving statistics exactly as the stock layer does (the fused kernel's
+    Bessel-corrected variance is converted back to the biased one the stock layer uses). Falls
+    back to the stock computation where the fused kernel does not apply (masks, renorm,
+    synchronized statistics, a channel axis other than the last, non-float32 inputs, non-TF backend).
+    """
+
+    def _fusable(self, inputs, mask) -> bool:
+        return (
+            keras.backend.backend() == "tensorflow" and mask is None and not self.renorm
+            and not self.synchronized and len(inputs.shape) == 4 and self.axis in (-1, 3)
+            and keras.backend.standardize_dtype(inputs.dtype) in ("float32", "bfloat16") and self.scale and self.center
+        )
+
+    def call(self, inputs, training=None, mask=None):
+        if not (training and self.trainable) or not self._fusable(inputs, mask):
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf
+
+        outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            inputs, self.gamma, self.beta, epsilon=self.epsilon, data_format="NHWC", is_training=True,
+        )
+        n = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], variance.dtype)
+        variance = variance * (n - 1.0) / tf.maximum(n, 2.0)  # kernel returns the unbiased variance
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        return outputs
+
+
+def with_batch_norm(model: keras.Model, *, fused: bool, precision: str = "float32") -> keras.Model:
+    """A copy of ``model`` (same weights) whose BatchNormalization layers are fused or stock Keras.
+
+    Args:
+        model: a model built by this module.
+        fused: use ``FusedBatchNormalization`` (training) or the stock layer (saving, inference).
+        precision: "float32" (every layer) or "mixed_bfloat16" (bfloat16 compute with float32
+            weights, softmax output kept in float32): a training-speed option that changes rounding,
+            not the architecture or the weights' type.
+    """
+    target = FusedBatchNormalization if fused else layers.BatchNormalization
+    output_name = model.layers[-1].name
+
+    def clone(layer):
+        cls = target if isinstance(layer, layers.BatchNormalization) else layer.__class__
+        config = layer.get_config()
+        if not isinstance(layer, layers.InputLayer):
+            config["dtype"] = "float32" if layer.name == output_name else precision
+        return cls.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def parameter_count(model: keras.Model) -> int:
+    """Number of weights (trainable and BatchNormalization moving statistics)."""
+    return int(model.count_params())
+
+
+MODEL_BUILDERS = {"transverse": transverse_model, "longitudinal": longitudinal_model}
+"""Plane -> model builder; the notebooks pick the builder by plane, never duplicate the layers."""
+
+PAPER_BATCH_SIZE = {"transverse": 30, "longitudinal": 20}
+"""The paper's batch sizes."""
+
+PAPER_EPOCHS = {"transverse": 500, "longitudinal": 400}
+"""The paper's epoch counts."""
+
+
+def build_model(plane: str, input_size: int, **options) -> keras.Model:
+    """The published model of ``plane`` ("transverse" or "longitudinal") for ``input_size`` crops."""
+    if plane not in MODEL_BUILDERS:
+        raise ValueError(f"plane must be one of {sorted(MODEL_BUILDERS)}, got {plane!r}")
+    return MODEL_BUILDERS[plane](input_size, **options)

@@ -1,0 +1,335 @@
+"""Training the published CNNs on every split: compile, fit, keep best and last, predict, write.
+
+The recipe is the paper's: Adam, categorical cross-entropy, accuracy, a fixed number of epochs,
+batch 30 (transverse) / 20 (longitudinal), augmentation by small rotations and horizontal flips
+on the training set only. What the paper leaves open, and our choice:
+
+* **Best model** = the epoch with the lowest *validation loss* (``monitor="val_loss"``; smoother
+  than accuracy on a few hundred validation frames, and Keras' ModelCheckpoint default). Both it
+  and the last epoch are saved. Choosing an epoch on the validation set that is also the test set
+  is optimistic, so the predictions written for evaluation come from the **last** model by
+  default (``predict_with``): the epoch count is then the only choice, fixed in advance.
+* **Learning rate**: Keras' Adam default 1e-3 unless set.
+
+Speed on a small CPU, with the model unchanged: crops are decoded once and cached (tf.data),
+batches are prefetched, and BatchNormalization runs through TensorFlow's fused kernel during
+training (``ctslib.models.FusedBatchNormalization``: same layer, same maths; the saved files hold
+stock Keras layers). XLA (``jit_compile``) and ``steps_per_execution`` are available but off:
+on a 2-core CPU they measured no faster for these models; ``precision="mixed_bfloat16"`` is faster
+on CPUs with bfloat16 units but changes rounding, so the paper's float32 stays the default (see
+``benchmarks/bench_train.py --ablations``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ctslib import GRADES
+from ctslib.data import make_dataset
+from ctslib.errors import StageError
+from ctslib.io import atomic_path, write_csv
+from ctslib.models import build_model, with_batch_norm
+from ctslib.paths import RunPaths
+from ctslib.split import SPLIT_COLUMNS, check_split
+
+HISTORY_COLUMNS: tuple[str, ...] = ("split", "epoch", "loss", "accuracy", "val_loss", "val_accuracy")
+PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{g}" for g in GRADES)
+PREDICTION_COLUMNS: tuple[str, ...] = (
+    "frame_id", "wrist_id", "participant_id", "split", "subset", "y_true", "y_pred", *PROB_COLUMNS,
+)
+MONITORS = {"val_loss": "min", "val_accuracy": "max"}
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything that decides how one plane's model is trained (the notebook's parameters).
+
+    Attributes:
+        plane: "transverse" or "longitudinal" (picks the published architecture).
+        input_size: side of the square model input (the crop size of stage 03).
+        epochs: training epochs (the paper: 500 transverse, 400 longitudinal).
+        batch_size: images per step (the paper: 30 transverse, 20 longitudinal).
+        learning_rate: Adam learning rate.
+        rotation_deg: largest random rotation (degrees) of a training crop; 0 = none.
+        horizontal_flip: randomly mirror training crops left-right.
+        monitor: "val_loss" (lowest) or "val_accuracy" (highest) picks the "best" epoch.
+        predict_with: "last" or "best": which model writes the validation predictions.
+        fused_batch_norm: train with the fused BatchNormalization kernel (same maths, faster).
+        precision: "float32" (the paper's Keras default) or "mixed_bfloat16" (faster on CPUs with
+            bfloat16 units; weights stay float32, rounding differs; saved models are float32).
+        jit_compile: XLA-compile the train step (slower on CPU for these models).
+        steps_per_execution: training steps per call into the compiled function.
+        verbose: Keras fit verbosity (2 = one line per epoch).
+        model_options: extra arguments of the model builder (padding, pool_size, kernel_initializer).
+    """
+
+    plane: str
+    input_size: int
+    epochs: int
+    batch_size: int
+    learning_rate: float = 1e-3
+    rotation_deg: float = 10.0
+    horizontal_flip: bool = True
+    monitor: str = "val_loss"
+    predict_with: str = "last"
+    fused_batch_norm: bool = True
+    precision: str = "float32"
+    jit_compile: bool = False
+    steps_per_execution: int = 1
+    verbose: int = 2
+    model_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.monitor not in MONITORS:
+            raise ValueError(f"monitor must be one of {sorted(MONITORS)}, got {self.monitor!r}")
+        if self.predict_with not in ("best", "last"):
+            raise ValueError(f"predict_with must be 'best' or 'last', got {self.predict_with!r}")
+        if self.precision not in ("float32", "mixed_bfloat16"):
+            raise ValueError(f"precision must be 'float32' or 'mixed_bfloat16', got {self.precision!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
+
+
+@dataclass
+class SplitResult:
+    """What training on one split produced."""
+
+    split: str
+    history: pd.DataFrame
+    predictions: pd.DataFrame
+    best_model: Any
+    last_model: Any
+    summary: dict[str, Any]
+
+
+# ----------------------------------------------------------------------------- runtime
+def compile_model(model, settings: TrainSettings):
+    """Compile with the paper's optimiser and loss: Adam + categorical cross-entropy (+ accuracy)."""
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=settings.learning_rate),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=settings.jit_compile,
+        steps_per_execution=settings.steps_per_execution,
+    )
+    return model
+
+
+def new_model(settings: TrainSettings, seed: int):
+    """The plane's published model, freshly initialised from ``seed`` (the training variant)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = build_model(settings.plane, settings.input_size, **settings.model_options)
+    if settings.fused_batch_norm or settings.precision != "float32":
+        return with_batch_norm(model, fused=settings.fused_batch_norm, precision=settings.precision)
+    return model
+
+
+# ----------------------------------------------------------------------------- callbacks
+def _callbacks(monitor: str):
+    import keras
+
+    class EpochClock(keras.callbacks.Callback):
+        """Wall and process-CPU seconds of every epoch, and of its training part (before validation)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.epoch_s: list[float] = []
+            self.train_s: list[float] = []
+            self.train_cpu_s: list[float] = []
+            self._start = None
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start, self._cpu = time.perf_counter(), time.process_time()
+            self._train_end = self._train_cpu_end = None
+
+        def on_test_begin(self, logs=None):
+            if self._start is not None and self._train_end is None:
+                self._train_end, self._train_cpu_end = time.perf_counter(), time.process_time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            end, cpu = time.perf_counter(), time.process_time()
+            self.epoch_s.append(end - self._start)
+            self.train_s.append((self._train_end or end) - self._start)
+            self.train_cpu_s.append((self._train_cpu_end or cpu) - self._cpu)
+            self._start = None
+
+    class KeepBest(keras.callbacks.Callback):
+        """Weights of the best epoch by ``monitor`` (kept in memory; saved once at the end)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.best_value = np.inf if MONITORS[monitor] == "min" else -np.inf
+            self.best_epoch = 0
+            self.best_weights = None
+
+        def on_epoch_end(self, epoch, logs=None):
+            value = float((logs or {}).get(monitor, np.nan))
+            better = value < self.best_value if MONITORS[monitor] == "min" else value > self.best_value
+            if np.isfinite(value) and (better or self.best_weights is None):
+                self.best_value, self.best_epoch = value, epoch + 1
+                self.best_weights = self.model.get_weights()
+
+    return EpochClock(), KeepBest()
+
+
+# ----------------------------------------------------------------------------- one split
+def split_frames(frames: pd.DataFrame, split_table: pd.DataFrame, split: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The training and validation rows of ``frames`` (with ``crop_file``) for one split."""
+    rows = split_table[split_table["split"] == split]
+    subset = frames[["frame_id"]].merge(rows[["frame_id", "subset"]], on="frame_id", how="left")["subset"]
+    if subset.isna().any():
+        raise StageError(f"split '{split}' does not assign frame {frames['frame_id'][subset.isna()].iloc[0]}")
+    return frames[subset.to_numpy() == "train"], frames[subset.to_numpy() == "val"]
+
+
+def predict_frames(model, rows: pd.DataFrame, settings: TrainSettings, split: str, subset: str = "val") -> pd.DataFrame:
+    """Class probabilities of ``rows`` in the predictions.csv layout (file order kept)."""
+    ds = make_dataset(rows["crop_file"], rows["grade_index"], input_size=settings.input_size,
+                      batch_size=max(settings.batch_size, 64), training=False, seed=0)
+    probs = model.predict(ds, verbose=0) if len(rows) else np.zeros((0, len(GRADES)), np.float32)
+    out = rows[["frame_id", "wrist_id", "participant_id"]].reset_index(drop=True).copy()
+    out.insert(3, "split", split)
+    out.insert(4, "subset", subset)
+    out["y_true"] = rows["grade_index"].to_numpy().astype(int)
+    out["y_pred"] = probs.argmax(axis=1).astype(int)
+    for i, column in enumerate(PROB_COLUMNS):
+        out[column] = probs[:, i]
+    return out
+
+
+def train_split(frames: pd.DataFrame, split_table: pd.DataFrame, split: str, settings: TrainSettings,
+                seed: int) -> SplitResult:
+    """Train a fresh model on one split's training frames; validate every epoch on its validation frames.
+
+    Args:
+        frames: one plane's crops (``ctslib.data.read_crops``: frame ids, grade_index, crop_file).
+        split_table: ``split.csv`` rows (``ctslib.split.make_splits``).
+        split: which split to train ("paper", "grouped", "cv0", ...).
+        settings: the training recipe.
+        seed: seeds the initial weights, the shuffle order and the augmentation.
+
+    Raises:
+        StageError: the training set lacks a grade.
+    """
+    import keras
+
+    train_rows, val_rows = split_frames(frames, split_table, split)
+    check_split(split_table[split_table["split"] == split])
+    keras.utils.set_random_seed(seed)  # before the datasets: their shuffle/augment seeds derive from it
+    train_ds = make_dataset(train_rows["crop_file"], train_rows["grade_index"], input_size=settings.input_size,
+                            batch_size=settings.batch_size, training=True, seed=seed,
+                            rotation_deg=settings.rotation_deg, horizontal_flip=settings.horizontal_flip)
+    val_ds = make_dataset(val_rows["crop_file"], val_rows["grade_index"], input_size=settings.input_size,
+                          batch_size=max(settings.batch_size, 64), training=False, seed=seed)
+    model = compile_model(new_model(settings, seed), settings)
+    clock, keep = _callbacks(settings.monitor)
+    if settings.verbose:
+        print(f"[{settings.plane} / {split}] {len(train_rows)} training, {len(val_rows)} validation frames, "
+              f"{settings.epochs} epochs, batch {settings.batch_size}", flush=True)
+    fit = model.fit(train_ds, validation_data=val_ds, epochs=settings.epochs, callbacks=[clock, keep],
+                    verbose=settings.verbose, shuffle=False)  # the dataset reshuffles itself (seeded)
+    history = pd.DataFrame(fit.history)
+    history.insert(0, "epoch", np.arange(1, len(history) + 1))
+    history.insert(0, "split", split)
+    history = history.reindex(columns=list(HISTORY_COLUMNS))
+
+    last_model = with_batch_norm(model, fused=False)
+    best_model = with_batch_norm(model, fused=False)
+    best_model.set_weights(keep.best_weights)
+    predictor = best_model if settings.predict_with == "best" else last_model
+    predictions = predict_frames(predictor, val_rows, settings, split)
+
+    steady = clock.train_s[1:] or clock.train_s  # the first epoch also traces the graph
+    summary = {
+        "split": split, "n_train": len(train_rows), "n_val": len(val_rows),
+        "train_participants": train_rows["participant_id"].nunique(),
+        "val_participants": val_rows["participant_id"].nunique(),
+        "epochs": settings.epochs, "best_epoch": keep.best_epoch,
+        "best_val_loss": float(history["val_loss"].iloc[keep.best_epoch - 1]),
+        "best_val_accuracy": float(history["val_accuracy"].iloc[keep.best_epoch - 1]),
+        "final_val_accuracy": float(history["val_accuracy"].iloc[-1]),
+        "final_train_accuracy": float(history["accuracy"].iloc[-1]),
+        "prediction_accuracy": float((predictions["y_true"] == predictions["y_pred"]).mean()) if len(predictions) else np.nan,
+        "predict_with": settings.predict_with,
+        "seconds_total": float(sum(clock.epoch_s)),
+        "seconds_per_epoch": float(np.mean(clock.epoch_s[1:] or clock.epoch_s)),
+        "first_epoch_seconds": float(clock.epoch_s[0]),
+        "train_images_per_second": float(len(train_rows) * len(steady) / max(sum(steady), 1e-9)),
+    }
+    return SplitResult(split, history, predictions, best_model, last_model, summary)
+
+
+# ----------------------------------------------------------------------------- one plane
+def save_model(model, path: str | Path) -> Path:
+    """Save a Keras model atomically as ``.keras``."""
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+    return Path(path)
+
+
+def train_plane(frames: pd.DataFrame, split_table: pd.DataFrame, settings: TrainSettings, seed: int,
+                paths: RunPaths, splits: list[str] | None = None) -> pd.DataFrame:
+    """Train one plane's model on every split and write the stage's hand-off files.
+
+    Writes ``split.csv`` first, then per split ``<split>_best.keras`` and ``<split>_last.keras``,
+    and (rewritten after each split, so finished splits survive an interruption) ``history.csv``
+    and ``predictions.csv``. Every split starts from the same seed.
+
+    Returns:
+        One summary row per split (sizes, best/final validation accuracy, timings).
+    """
+    split_table = split_table[list(SPLIT_COLUMNS)]
+    check_split(split_table)
+    splits = splits or list(dict.fromkeys(split_table["split"]))
+    write_csv(split_table, paths.split_csv(settings.plane))
+    histories, predictions, summaries = [], [], []
+    for split in splits:
+        result = train_split(frames, split_table, split, settings, seed)
+        save_model(result.best_model, paths.model_file(settings.plane, split, "best"))
+        save_model(result.last_model, paths.model_file(settings.plane, split, "last"))
+        histories.append(result.history)
+        predictions.append(result.predictions)
+        summaries.append(result.summary)
+        write_csv(pd.concat(histories, ignore_index=True), paths.history_csv(settings.plane))
+        write_csv(pd.concat(predictions, ignore_index=True)[list(PREDICTION_COLUMNS)],
+                  paths.predictions_csv(settings.plane))
+    return pd.DataFrame(summaries)
+
+
+# ----------------------------------------------------------------------------- figures
+def training_curves_figure(history: pd.DataFrame, title: str | None = None):
+    """Training and validation accuracy (left) and loss (right) per epoch: the paper's Figures 2-3.
+
+    With several splits in ``history`` (e.g. CV folds) each split is one pair of lines.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    splits = list(dict.fromkeys(history["split"]))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, split in enumerate(splits):
+        part = history[history["split"] == split]
+        label = "" if len(splits) == 1 else f" ({split})"
+        c_train, c_val = (colors[0], colors[1]) if len(splits) == 1 else (colors[i % len(colors)],) * 2
+        for ax, metric, name in ((axes[0], "accuracy", "accuracy"), (axes[1], "loss", "loss")):
+            ax.plot(part["epoch"], part[metric], color=c_train, lw=1.5, label=f"training{label}")
+            ax.plot(part["epoch"], part[f"val_{metric}"], color=c_val, lw=1.5, ls="--", label=f"validation{label}")
+    axes[0].set(xlabel="epoch", ylabel="accuracy", title="Model accuracy", ylim=(0, 1.02))
+    axes[1].set(xlabel="epoch", ylabel="loss (categorical cross-entropy)", title="Model loss")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,227 @@
+"""Tests of ctslib.segment: metrics, mask reading, post-processing, splits, pipeline, a tiny U-Net."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from ctslib import segment
+from ctslib.errors import InputError
+from ctslib.paths import USGRA_SEG_DIR
+from ctslib.seed import set_determinism
+
+
+# -- metrics --------------------------------------------------------------------------------
+
+
+def test_dice_and_iou_match_hand_computed_values():
+    pred = np.zeros((5, 5), np.uint8)
+    true = np.zeros((5, 5), np.uint8)
+    pred[0, 0:4] = 1          # 4 pixels
+    true[0, 1:4] = 1          # 3 of them overlap ...
+    true[1, 1:4] = 1          # ... true has 6 pixels
+    assert segment.dice_score(pred, true) == pytest.approx(2 * 3 / (4 + 6))
+    assert segment.iou_score(pred, true) == pytest.approx(3 / 7)
+    assert segment.dice_score(pred, np.zeros_like(pred)) == 0.0
+    assert segment.dice_score(np.zeros_like(pred), np.zeros_like(pred)) == 1.0
+    assert segment.iou_score(np.zeros_like(pred), np.zeros_like(pred)) == 1.0
+
+    scores = segment.segmentation_scores([pred, true], [true, true], ids=["a", "b"])
+    assert scores["dice"].tolist() == pytest.approx([0.6, 1.0])
+    summary = segment.summarise_scores(scores).iloc[0]
+    assert summary.n_images == 2 and summary.dice_mean == pytest.approx(0.8)
+    assert summary.iou_mean == pytest.approx((3 / 7 + 1) / 2)
+    scores["plane"] = ["transverse", "longitudinal"]
+    scores["participant_id"] = ["P1", "P2"]
+    by_plane = segment.summarise_scores(scores, by="plane").set_index("plane")
+    assert list(by_plane.index) == ["longitudinal", "transverse", "all"]
+    assert by_plane.loc["transverse", "dice_mean"] == pytest.approx(0.6)
+    assert by_plane.loc["all", "n_participants"] == 2 and by_plane.loc["all", "n_images"] == 2
+    with pytest.raises(ValueError):
+        segment.segmentation_scores([pred], [true[:4]])
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
+def test_read_mask_gives_palette_indices_and_binary_masks(tmp_path):
+    from PIL import Image
+
+    labels = np.zeros((6, 8), np.uint8)
+    labels[1:3, 1:4] = 1  # nerve
+    labels[4:6, 5:8] = 2  # vessel
+    img = Image.fromarray(labels, mode="P")
+    img.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * (256 * 3 - 9))
+    img.save(tmp_path / "palette.png")
+    nerve = segment.read_mask(tmp_path / "palette.png", label=1)
+    np.testing.assert_array_equal(nerve, (labels == 1).astype(np.uint8))
+    cv2.imwrite(str(tmp_path / "gray.png"), (labels > 0).astype(np.uint8) * 255)
+    np.testing.assert_array_equal(segment.read_mask(tmp_path / "gray.png"), (labels > 0).astype(np.uint8))
+    with pytest.raises(InputError):
+        segment.read_mask(tmp_path / "absent.png")
+
+
+def test_read_gray_converts_colour_and_load_pairs_checks_shapes(tmp_path):
+    rgb = np.zeros((10, 12, 3), np.uint8)
+    rgb[..., 1] = 200
+    cv2.imwrite(str(tmp_path / "rgb.png"), rgb)
+    gray = segment.read_gray(tmp_path / "rgb.png")
+    assert gray.shape == (10, 12) and gray.dtype == np.uint8 and gray.max() > 100
+    cv2.imwrite(str(tmp_path / "m.png"), np.full((10, 12), 255, np.uint8))
+    cv2.imwrite(str(tmp_path / "bad.png"), np.full((9, 12), 255, np.uint8))
+    x, y = segment.load_pairs([tmp_path / "rgb.png"], [tmp_path / "m.png"], 8)
+    assert x.shape == (1, 8, 8, 1) and y.min() == 1.0 and 0 < x.max() <= 1
+    with pytest.raises(InputError):
+        segment.load_pairs([tmp_path / "rgb.png"], [tmp_path / "bad.png"], 8)
+    with pytest.raises(InputError):
+        segment.read_gray(tmp_path / "absent.png")
+
+
+# -- post-processing -----------------------------------------------------------------------
+
+
+def test_postprocess_upsamples_thresholds_and_keeps_largest_component():
+    prob = np.zeros((16, 16), np.float32)
+    prob[2:6, 2:6] = 0.9      # large blob
+    prob[12:14, 12:14] = 0.8  # small blob
+    prob[8, 8] = 0.3          # below threshold
+    full = segment.postprocess(prob, (64, 48), threshold=0.5)
+    assert full.shape == (64, 48) and set(np.unique(full)) <= {0, 1}
+    n, _ = cv2.connectedComponents(full)
+    assert n == 2  # background + the large blob only
+    rows, cols = np.nonzero(full)
+    assert rows.max() < 32 and cols.max() < 24  # the kept blob is the top-left one
+    both = segment.postprocess(prob, (64, 48), threshold=0.5, keep_largest=False)
+    assert cv2.connectedComponents(both)[0] == 3
+    assert segment.largest_component(np.zeros((4, 4), np.uint8)).sum() == 0
+
+
+# -- splits ---------------------------------------------------------------------------------
+
+
+def test_participant_split_never_shares_a_participant_and_is_seeded():
+    participants = np.repeat([f"P{i:03d}" for i in range(10)], 7)
+    train, test = segment.participant_split(participants, test_size=0.3, seed=1)
+    assert set(participants[train]).isdisjoint(participants[test])
+    assert len(train) + len(test) == len(participants) and len(set(participants[test])) == 3
+    again = segment.participant_split(participants, test_size=0.3, seed=1)
+    np.testing.assert_array_equal(test, again[1])
+    with pytest.raises(InputError):
+        segment.participant_split(["P1", "P1"], test_size=0.5, seed=0)
+
+
+def test_evenly_spaced_subset_spreads_over_groups_and_respects_budget():
+    ids = [f"W{w}_{i:04d}" for w in range(4) for i in range(25)]
+    groups = [i.split("_")[0] for i in ids]
+    picked = segment.evenly_spaced_subset(ids, groups, 20)
+    assert len(picked) <= 20
+    assert {groups[i] for i in picked} == {"W0", "W1", "W2", "W3"}
+    w0 = sorted(int(ids[i][-4:]) for i in picked if groups[i] == "W0")
+    assert w0[0] == 0 and w0[-1] == 24  # spans the whole video
+    assert len(segment.evenly_spaced_subset(ids, groups, None)) == 100
+
+
+# -- input pipeline and model ------------------------------------------------------------------
+
+
+def ellipse_set(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bright speckled ellipses on dark speckle, with their masks (model-sized arrays)."""
+    rng = np.random.default_rng(seed)
+    images = np.zeros((n, size, size, 1), np.float32)
+    masks = np.zeros_like(images)
+    for k in range(n):
+        mask = np.zeros((size, size), np.uint8)
+        centre = tuple(int(c) for c in rng.integers(size // 4, 3 * size // 4, 2))
+        axes = tuple(int(a) for a in rng.integers(size // 10, size // 5, 2))
+        cv2.ellipse(mask, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1, thickness=-1)
+        image = rng.uniform(0.0, 0.35, (size, size))
+        image[mask > 0] = rng.uniform(0.6, 1.0, int(mask.sum()))
+        images[k, ..., 0], masks[k, ..., 0] = image, mask
+    return images, masks
+
+
+def test_augmentation_moves_image_and_mask_together_and_is_seeded():
+    images, masks = ellipse_set(6, 32, seed=3)
+
+    def batches(seed):
+        ds = segment.make_dataset(images, masks, batch_size=6, augment=True, seed=seed, max_shift=0.1)
+        return next(iter(ds))
+
+    x, y = (t.numpy() for t in batches(5))
+    assert x.shape == (6, 32, 32, 1) and y.shape == x.shape
+    # gain keeps the bright ellipse above 0.5 and the background below: the mask is where the image is bright
+    assert np.mean((x > 0.5) == (y > 0.5)) > 0.99
+    x2, _ = (t.numpy() for t in batches(5))
+    np.testing.assert_array_equal(x, x2)
+    x3, _ = (t.numpy() for t in batches(6))
+    assert not np.array_equal(x, x3)
+
+
+def test_tiny_unet_overfits_crafted_ellipses(tmp_path):
+    set_determinism(7)
+    images, masks = ellipse_set(8, 32, seed=7)
+    model = segment.build_unet(32, depth=2, base_filters=8, seed=7)
+    segment.compile_segmenter(model)
+
+    def mean_dice(m):
+        probs = segment.predict_probabilities(m, images)
+        preds = [segment.postprocess(p, (32, 32)) for p in probs]
+        return segment.segmentation_scores(preds, list(masks[..., 0])).dice.mean()
+
+    before = mean_dice(model)
+    model, history = segment.train_segmenter(images, masks, epochs=40, batch_size=4, learning_rate=3e-3,
+                                             augment=False, seed=7, model=model)
+    after = mean_dice(model)
+    assert history["loss"].iloc[-5:].mean() < 0.7 * history["loss"].iloc[:3].mean()  # seeds 1, 2, 7: 0.34-0.55
+    assert after > before + 0.3 and after > 0.8
+
+    path = segment.save_segmenter(model, tmp_path / "seg.keras")
+    loaded = segment.load_segmenter(path)
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-5)
+    with pytest.raises(InputError):
+        segment.load_segmenter(tmp_path / "absent.keras")
+
+
+def test_training_is_repeatable_with_the_same_seed():
+    images, masks = ellipse_set(4, 16, seed=2)
+
+    def trained_weights(seed):
+        set_determinism(seed)
+        model, _ = segment.train_segmenter(images, masks, epochs=2, batch_size=2, depth=1, base_filters=4, seed=seed)
+        return np.concatenate([w.ravel() for w in model.get_weights()])
+
+    first, again, other = trained_weights(3), trained_weights(3), trained_weights(4)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_build_unet_refuses_indivisible_size():
+    with pytest.raises(ValueError):
+        segment.build_unet(30, depth=2)
+
+
+# -- real data (usgra-seg) ----------------------------------------------------------------------
+
+REAL_EPOCHS = 15
+REAL_DICE_FLOOR = 0.25  # measured 0.40-0.45 over seeds 2026, 1, 2 (64 px, 15 epochs, 2 CPU cores)
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not (USGRA_SEG_DIR / "dataset").is_dir(), reason="usgra-seg data not available")
+def test_unet_learns_real_nerves_on_usgra_seg():
+    """A short training on real ultrasound reaches a modest Dice on the held-out test images."""
+    set_determinism(2026)
+    train_x, train_y = segment.load_pairs(*segment.usgra_pairs(USGRA_SEG_DIR, "train"), 64,
+                                          label=segment.USGRA_NERVE_LABEL)
+    test_images, test_masks = segment.usgra_pairs(USGRA_SEG_DIR, "test")
+    assert len(train_x) == 204 and len(test_images) == 40
+    test_x, _ = segment.load_pairs(test_images, test_masks, 64, label=segment.USGRA_NERVE_LABEL)
+    model, _ = segment.train_segmenter(train_x, train_y, epochs=REAL_EPOCHS, batch_size=8, learning_rate=2e-3,
+                                       depth=3, base_filters=8, seed=2026)
+    probs = segment.predict_probabilities(model, test_x)
+    trues = [segment.read_mask(p, segment.USGRA_NERVE_LABEL) for p in test_masks]
+    preds = [segment.postprocess(p, t.shape) for p, t in zip(probs, trues)]
+    dice = segment.segmentation_scores(preds, trues).dice.mean()
+    assert dice > REAL_DICE_FLOOR
+
