@@ -17,6 +17,7 @@ reports/<run>/; frames, crops and models in work/<run>/.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -76,6 +77,7 @@ def earlier_results(paths: RunPaths, planned: list[str], synthetic: bool) -> lis
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.time()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # kernels inherit it: keep TensorFlow's C++ chatter out of the log
     profile = load_profile(args.profile)
     synthetic = args.data is None
     run = args.run or (profile.name if synthetic else f"{profile.name}-real")

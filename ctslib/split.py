@@ -170,6 +170,15 @@ def check_split(table: pd.DataFrame) -> None:
                 raise StageError(f"grouped split '{split}' puts participant(s) {sorted(both)[:5]} on both sides")
 
 
+def _by_participant(frames: pd.DataFrame, decided: pd.DataFrame) -> pd.DataFrame:
+    """Apply the participant assignment of a grouped split table to ``frames`` (split by split)."""
+    parts = []
+    for split, rows in decided.groupby("split", sort=False):
+        val_participants = set(rows.loc[rows["subset"] == "val", "participant_id"])
+        parts.append(_rows(frames, str(split), frames["participant_id"].isin(val_participants).to_numpy()))
+    return pd.concat(parts, ignore_index=True)
+
+
 def make_splits(
     frames: pd.DataFrame,
     *,
@@ -177,8 +186,14 @@ def make_splits(
     val_fraction: float = 0.25,
     cv_folds: int = 0,
     policies: Sequence[str] = (PAPER_SPLIT, GROUPED_SPLIT),
+    cohort_frames: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Every split of one plane's frames in the ``split.csv`` layout (one row per frame and split).
+
+    Participant-grouped splits (``grouped``, ``cv<k>``) are drawn on ``cohort_frames`` when given
+    (the frames of *both* planes), so the transverse and longitudinal models validate on the same
+    participants and their wrist-level predictions can be fused; the paper's frame split is drawn
+    on this plane's frames, as the paper did.
 
     Args:
         frames: one row per frame with frame_id, wrist_id, participant_id, grade_index.
@@ -186,18 +201,23 @@ def make_splits(
         val_fraction: validation share of the ``paper`` and ``grouped`` splits (the paper: 0.25).
         cv_folds: number of grouped CV folds to add (0 = none).
         policies: which of ``paper`` / ``grouped`` to make.
+        cohort_frames: frames of every plane (same columns) that decide participant assignment.
     """
     missing = [c for c in FRAME_COLUMNS if c not in frames.columns]
     if missing:
         raise ValueError(f"frames table lacks column(s) {missing}")
     frames = frames.reset_index(drop=True)
-    makers = {PAPER_SPLIT: paper_split, GROUPED_SPLIT: grouped_split}
-    unknown = [p for p in policies if p not in makers]
+    unknown = [p for p in policies if p not in (PAPER_SPLIT, GROUPED_SPLIT)]
     if unknown:
-        raise ValueError(f"unknown split policies {unknown}; known: {sorted(makers)}")
-    parts = [makers[p](frames, val_fraction=val_fraction, seed=seed) for p in policies]
+        raise ValueError(f"unknown split policies {unknown}; known: {[PAPER_SPLIT, GROUPED_SPLIT]}")
+    basis = frames if cohort_frames is None else cohort_frames.reset_index(drop=True)
+    parts = []
+    if PAPER_SPLIT in policies:
+        parts.append(paper_split(frames, val_fraction=val_fraction, seed=seed))
+    if GROUPED_SPLIT in policies:
+        parts.append(_by_participant(frames, grouped_split(basis, val_fraction=val_fraction, seed=seed)))
     if cv_folds:
-        parts.append(grouped_folds(frames, cv_folds, seed=seed))
+        parts.append(_by_participant(frames, grouped_folds(basis, cv_folds, seed=seed)))
     table = pd.concat(parts, ignore_index=True)[list(SPLIT_COLUMNS)]
     check_split(table)
     return table

@@ -65,3 +65,12 @@ def test_bad_profile_is_refused(tmp_path) -> None:
         load_profile(bad)
     with pytest.raises(InputError, match="no such profile"):
         load_profile("no-such-profile")
+
+
+@pytest.mark.parametrize("key", sorted(STAGES))
+def test_papermill_reads_every_parameter(key: str) -> None:
+    """papermill silently ignores a parameter line it cannot parse (e.g. '=' in a comment)."""
+    import papermill as pm
+
+    declared = set(pm.inspect_notebook(str(NOTEBOOKS_DIR / STAGES[key])))
+    assert declared == set(parameters_cell(STAGES[key]))

@@ -119,3 +119,26 @@ def test_split_summary_counts_frames_and_grades():
     paper = summary[summary["split"] == "paper"]
     assert paper["frames"].sum() == len(frames)
     assert paper[list(GRADES)].to_numpy().sum() == len(frames)
+
+
+def test_grouped_splits_drawn_on_the_cohort_agree_across_planes() -> None:
+    """Both planes validate the same participants, so wrist-level fusion covers every wrist."""
+    import numpy as np
+    import pandas as pd
+
+    from ctslib.split import make_splits
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for p in range(16):
+        grade = p % 4
+        for plane in ("transverse", "longitudinal"):
+            for f in range(int(rng.integers(3, 9))):
+                rows.append({"frame_id": f"P{p}_L_{plane}_{f}", "wrist_id": f"P{p}_L", "participant_id": f"P{p}",
+                             "grade_index": grade, "plane": plane})
+    cohort = pd.DataFrame(rows)
+    tables = {plane: make_splits(cohort[cohort.plane == plane], seed=1, cv_folds=2, cohort_frames=cohort)
+              for plane in ("transverse", "longitudinal")}
+    for split in ("grouped", "cv0", "cv1"):
+        val = [set(t.loc[(t.split == split) & (t.subset == "val"), "participant_id"]) for t in tables.values()]
+        assert val[0] == val[1] and val[0]
