@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= default
 ARGS   ?=
 
-.PHONY: reproduce smoke test test-fast lab bench validate clean-venv help
+.PHONY: reproduce smoke test test-fast lab bench bench-real validate clean-venv help venv
 
 help:
 	@echo "make reproduce   # venv + full synthetic run (profile=$(PROFILE)) -> reports/$(PROFILE)/index.html"
@@ -16,6 +16,7 @@ help:
 	@echo "make smoke       # quick end-to-end run on the smoke profile -> reports/smoke/"
 	@echo "make lab         # JupyterLab on notebooks/ with the study kernel"
 	@echo "make bench       # benchmarks/ (prints throughput and timing figures)"
+	@echo "make bench-real  # segmenter on the real usgra-seg images (about 11 min)"
 	@echo "make validate DATA=/path/to/DATA   # check a real-data folder before a run"
 
 $(STAMP): requirements.txt requirements-lock.txt pyproject.toml
@@ -44,9 +45,13 @@ lab: $(STAMP)
 	cd notebooks && ../$(VENV)/bin/jupyter lab
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_synth.py
 	$(PY) benchmarks/bench_extract.py
+	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_pipeline.py
+
+bench-real: $(STAMP)
+	$(PY) benchmarks/bench_segment_real.py
 
 validate: $(STAMP)
 	$(PY) -m ctslib.validate $(DATA)

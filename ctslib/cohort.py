@@ -63,6 +63,27 @@ def read_cohort(path: str | Path) -> pd.DataFrame:
     floats, blank NCS values as NaN); extra columns are dropped.
     """
     path = Path(path)
+    raw = read_raw_cohort(path)
+    cohort = pd.DataFrame({
+        "participant_id": [check_participant_id(v, path, i + 1) for i, v in enumerate(raw["participant_id"])],
+        "side": parse_codes(raw["side"], SIDES, path, "side"),
+        "sex": parse_codes(raw["sex"], SEXES, path, "sex"),
+        "age": parse_numbers(raw["age"], path, "age", allow_blank=False),
+        "dominant_hand": parse_codes(raw["dominant_hand"], HANDS, path, "dominant_hand"),
+        **{c: parse_numbers(raw[c], path, c, allow_blank=True) for c in NCS_COLUMNS},
+    })
+    check_wrists_unique(cohort, path)
+    check_participants_consistent(cohort, path)
+    return cohort
+
+
+def read_raw_cohort(path: str | Path) -> pd.DataFrame:
+    """``cohort.csv`` as stripped text cells in ``COHORT_COLUMNS`` order; file-level checks only.
+
+    Raises:
+        InputError: file missing or unreadable, a column missing, or no data rows.
+    """
+    path = Path(path)
     if not path.is_file():
         raise InputError("cohort file not found", file=path)
     try:
@@ -75,27 +96,16 @@ def read_cohort(path: str | Path) -> pd.DataFrame:
             raise InputError(f"missing column; expected {', '.join(COHORT_COLUMNS)}", file=path, column=column)
     if raw.empty:
         raise InputError("no wrists (the file has a header but no data rows)", file=path)
-    raw = raw.loc[:, list(COHORT_COLUMNS)].apply(lambda col: col.str.strip())
-    cohort = pd.DataFrame({
-        "participant_id": [_check_id(v, path, i + 1) for i, v in enumerate(raw["participant_id"])],
-        "side": _codes(raw["side"], SIDES, path, "side"),
-        "sex": _codes(raw["sex"], SEXES, path, "sex"),
-        "age": _numbers(raw["age"], path, "age", allow_blank=False),
-        "dominant_hand": _codes(raw["dominant_hand"], HANDS, path, "dominant_hand"),
-        **{c: _numbers(raw[c], path, c, allow_blank=True) for c in NCS_COLUMNS},
-    })
-    _check_wrists_unique(cohort, path)
-    _check_participants_consistent(cohort, path)
-    return cohort
+    return raw.loc[:, list(COHORT_COLUMNS)].apply(lambda col: col.str.strip())
 
 
-def _check_id(value: str, path: Path, row: int) -> str:
+def check_participant_id(value: str, path: Path, row: int) -> str:
     if not value:
         raise InputError("participant_id is blank", file=path, row=row, column="participant_id")
     return value
 
 
-def _codes(values: pd.Series, allowed: Iterable[str], path: Path, column: str) -> list[str]:
+def parse_codes(values: pd.Series, allowed: Iterable[str], path: Path, column: str) -> list[str]:
     allowed = tuple(allowed)
     out = []
     for i, value in enumerate(values):
@@ -106,7 +116,7 @@ def _codes(values: pd.Series, allowed: Iterable[str], path: Path, column: str) -
     return out
 
 
-def _numbers(values: pd.Series, path: Path, column: str, *, allow_blank: bool) -> list[float]:
+def parse_numbers(values: pd.Series, path: Path, column: str, *, allow_blank: bool) -> list[float]:
     low, high = PLAUSIBLE_RANGES[column]
     out = []
     for i, value in enumerate(values):
@@ -130,7 +140,7 @@ def _numbers(values: pd.Series, path: Path, column: str, *, allow_blank: bool) -
     return out
 
 
-def _check_wrists_unique(cohort: pd.DataFrame, path: Path) -> None:
+def check_wrists_unique(cohort: pd.DataFrame, path: Path) -> None:
     duplicated = cohort.duplicated(["participant_id", "side"], keep="first")
     if duplicated.any():
         i = int(np.flatnonzero(duplicated.to_numpy())[0])
@@ -143,7 +153,7 @@ def _check_wrists_unique(cohort: pd.DataFrame, path: Path) -> None:
         )
 
 
-def _check_participants_consistent(cohort: pd.DataFrame, path: Path) -> None:
+def check_participants_consistent(cohort: pd.DataFrame, path: Path) -> None:
     for column in ("sex", "age", "dominant_hand"):
         first = cohort.groupby("participant_id", sort=False)[column].transform("first")
         differs = (cohort[column] != first).to_numpy()

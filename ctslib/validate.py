@@ -31,16 +31,16 @@ import pandas as pd
 
 from ctslib import PLANES, SIDES
 from ctslib.cohort import (
-    COHORT_COLUMNS,
     HANDS,
     NCS_COLUMNS,
     SEXES,
-    _check_id,
-    _check_participants_consistent,
-    _check_wrists_unique,
-    _codes,
-    _numbers,
+    check_participant_id,
+    check_participants_consistent,
+    check_wrists_unique,
+    parse_codes,
+    parse_numbers,
     read_cohort,
+    read_raw_cohort,
 )
 from ctslib.errors import InputError
 from ctslib.paths import VIDEO_EXTENSIONS, DataLayout, data_layout, video_stem
@@ -137,12 +137,12 @@ class DataCheck:
 def _cell_checkers(path: Path) -> dict[str, Callable[[pd.Series], object]]:
     """The per-cell rules of ``read_cohort``, one per column, applied to a one-value Series."""
     return {
-        "participant_id": lambda s: _check_id(s.iat[0], path, 1),
-        "side": lambda s: _codes(s, SIDES, path, "side"),
-        "sex": lambda s: _codes(s, SEXES, path, "sex"),
-        "age": lambda s: _numbers(s, path, "age", allow_blank=False),
-        "dominant_hand": lambda s: _codes(s, HANDS, path, "dominant_hand"),
-        **{c: (lambda s, c=c: _numbers(s, path, c, allow_blank=True)) for c in NCS_COLUMNS},
+        "participant_id": lambda s: check_participant_id(s.iat[0], path, 1),
+        "side": lambda s: parse_codes(s, SIDES, path, "side"),
+        "sex": lambda s: parse_codes(s, SEXES, path, "sex"),
+        "age": lambda s: parse_numbers(s, path, "age", allow_blank=False),
+        "dominant_hand": lambda s: parse_codes(s, HANDS, path, "dominant_hand"),
+        **{c: (lambda s, c=c: parse_numbers(s, path, c, allow_blank=True)) for c in NCS_COLUMNS},
     }
 
 
@@ -164,9 +164,7 @@ def check_cohort(layout: DataLayout, check: DataCheck) -> list[tuple[int, str, s
         check.participants, check.wrists = cohort["participant_id"].nunique(), len(cohort)
         return [(i + 1, str(r.participant_id), str(r.side)) for i, r in enumerate(cohort.itertuples(index=False))]
     # read_cohort stops at the first bad cell: apply its rule to each cell on its own.
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    raw.columns = [str(c).strip() for c in raw.columns]
-    raw = raw.loc[:, list(COHORT_COLUMNS)].apply(lambda col: col.str.strip())
+    raw = read_raw_cohort(path)
     bad = pd.DataFrame(False, index=raw.index, columns=raw.columns)
     for column, rule in _cell_checkers(path).items():
         for i, value in enumerate(raw[column]):
@@ -189,7 +187,7 @@ def _check_rows(raw: pd.DataFrame, bad: pd.DataFrame, path: Path, check: DataChe
     invalid = pd.Series([f"<invalid row {i + 1}>" for i in raw.index], index=raw.index)
     keys = keys.mask(bad[["participant_id", "side"]], invalid, axis=0)
     try:
-        _check_wrists_unique(keys, path)
+        check_wrists_unique(keys, path)
     except InputError as err:
         check.add_error(err)
     columns = ["sex", "age", "dominant_hand"]
@@ -198,7 +196,7 @@ def _check_rows(raw: pd.DataFrame, bad: pd.DataFrame, path: Path, check: DataChe
             sex=raw["sex"].str.upper(), age=raw["age"].astype(float), dominant_hand=raw["dominant_hand"].str.upper()
         )
         try:
-            _check_participants_consistent(people, path)
+            check_participants_consistent(people, path)
         except InputError as err:
             check.add_error(err)
 

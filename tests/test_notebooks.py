@@ -73,3 +73,40 @@ def test_rerun_skips_unchanged_stages(smoke_run) -> None:
                    "--out", str(smoke_run.paths.report))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("up to date") == len(STAGES), proc.stdout
+
+
+# ---------------------------------------------------------------- what each stage recorded (smoke)
+def _smoke(key: str) -> dict:
+    from ctslib.profiles import load_profile
+
+    return load_profile("smoke").parameters(key)
+
+
+@pytest.mark.notebooks
+def test_smoke_stage_records_agree_with_the_profile(smoke_run) -> None:
+    import pandas as pd
+
+    synth = _smoke("00")
+    n_wrists = sum(synth["GRADE_COUNTS"])
+    assert smoke_run.records("00")["n_wrists"] == n_wrists
+    assert smoke_run.records("00")["n_videos"] == 2 * n_wrists
+    rec01 = smoke_run.records("01")
+    assert rec01["n_participants"] == synth["N_PARTICIPANTS"]
+    assert [rec01["grade_counts"][g] for g in ("normal", "mild", "moderate", "severe")] == synth["GRADE_COUNTS"]
+    rec02 = smoke_run.records("02")
+    frames = pd.read_csv(smoke_run.paths.frames_csv)
+    assert rec02["n_extracted"] == len(frames) and rec02["n_kept"] == int(frames["kept"].sum())
+    assert 0 < rec02["n_kept"] < rec02["n_extracted"]  # QC rejects some frames, keeps some
+    expected_per_video = synth["DURATION_S"] * _smoke("02")["TARGET_FPS"]
+    assert frames.groupby(["wrist_id", "plane"]).size().between(expected_per_video - 1, expected_per_video + 1).all()
+    crops = pd.read_csv(smoke_run.paths.crops_csv)
+    found = crops[crops["nerve_found"].astype(bool)]
+    assert smoke_run.records("03")["n_crops_transverse"] == int((found["plane"] == "transverse").sum())
+    for key, plane in (("04", "transverse"), ("05", "longitudinal")):
+        history = pd.read_csv(smoke_run.paths.history_csv(plane))
+        assert history.groupby("split")["epoch"].nunique().eq(_smoke(key)["EPOCHS"]).all()
+        predictions = pd.read_csv(smoke_run.paths.predictions_csv(plane))
+        assert set(predictions["split"]) == set(_smoke(key).get("SPLITS", ["paper", "grouped"]))
+        assert smoke_run.records(key)["participants_on_both_sides"]["grouped"] == 0
+    table2 = pd.read_csv(smoke_run.paths.tables / "table2.csv")
+    assert len(table2) >= 2
