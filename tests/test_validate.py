@@ -17,6 +17,7 @@ import pytest
 
 from ctslib.paths import DataLayout
 from ctslib.validate import Problem, main, validate_data
+from dicom_files import write_dicom
 
 SIZE = (40, 30)  # (width, height) of the test videos
 COHORT = (
@@ -41,37 +42,6 @@ def write_avi(path: Path, n_frames: int = 6, fps: float = 10, colour: bool = Fal
         frame[5:15, 2 + 3 * i : 12 + 3 * i] = (0, 0, 220) if colour else 220
         writer.write(frame)
     writer.release()
-    return path
-
-
-def write_dicom(path: Path, frames: np.ndarray, *, pixel_data: bool = True, **tags) -> Path:
-    """A minimal multi-frame ultrasound DICOM file (8 or 16 bits, grayscale)."""
-    from pydicom import Dataset
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, UltrasoundMultiFrameImageStorage, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UltrasoundMultiFrameImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = UltrasoundMultiFrameImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "US"
-    ds.NumberOfFrames, ds.Rows, ds.Columns = frames.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16 if frames.dtype == np.uint16 else 8
-    ds.BitsStored = tags.pop("BitsStored", ds.BitsAllocated)
-    ds.HighBit = ds.BitsStored - 1
-    ds.PixelRepresentation = 0
-    ds.CineRate = 10
-    for key, value in tags.items():
-        setattr(ds, key, value)
-    if pixel_data:
-        ds.PixelData = np.ascontiguousarray(frames).tobytes()
-    ds.save_as(path, enforce_file_format=True)
     return path
 
 
@@ -291,7 +261,7 @@ def test_file_with_unsupported_extension_in_videos(data):
 
 
 def test_two_files_for_one_video_stem(data):
-    write_dicom(data.videos_dir / "S1_L_transverse.dcm", np.zeros((3, SIZE[1], SIZE[0]), np.uint8))
+    write_dicom(data.videos_dir / "S1_L_transverse.dcm", np.zeros((3, SIZE[1], SIZE[0]), np.uint8), CineRate=10)
     only(problems(data), "videos/S1_L_transverse.avi", text="share the stem")
 
 
@@ -340,13 +310,13 @@ def test_truncated_video_is_found_by_deep_check_only(data):
 
 def test_dicom_without_pixel_data(data):
     (data.videos_dir / "S1_L_longitudinal.avi").unlink()
-    write_dicom(data.videos_dir / "S1_L_longitudinal.dcm", np.zeros((3, 30, 40), np.uint8), pixel_data=False)
+    write_dicom(data.videos_dir / "S1_L_longitudinal.dcm", np.zeros((3, 30, 40), np.uint8), pixel_data=False, CineRate=10)
     only(problems(data), "videos/S1_L_longitudinal.dcm", text="no pixel data")
 
 
 def test_16bit_dicom_and_colour_video_are_notes_not_problems(data, capsys):
     (data.videos_dir / "S1_L_longitudinal.avi").unlink()
-    write_dicom(data.videos_dir / "S1_L_longitudinal.dcm", np.full((4, 30, 40), 3000, np.uint16), BitsStored=12)
+    write_dicom(data.videos_dir / "S1_L_longitudinal.dcm", np.full((4, 30, 40), 3000, np.uint16), BitsStored=12, CineRate=10)
     write_avi(data.videos_dir / "S2_L_transverse.avi", colour=True)
     found = validate_data(data, deep=True)
     assert not [p for p in found if p.is_problem]
