@@ -568,8 +568,28 @@ class ExtractedVideo:
         return self.header.height, self.header.width
 
 
-def prepare_frame(raw: np.ndarray, header: VideoHeader, frame_size: int = FRAME_SIZE) -> np.ndarray:
-    """One decoded frame -> 8-bit grayscale ``frame_size`` square (checks its size against the header)."""
+def blank_text_bands(gray: np.ndarray, bands: Sequence[Sequence[float]]) -> np.ndarray:
+    """Black out horizontal bands given as (top, bottom) fractions of the image height.
+
+    Scanner screen captures burn patient name, date and settings into bands of the image; blanking
+    them before any frame is saved keeps that text out of frames, crops and reports.
+    """
+    out = gray.copy()
+    height = out.shape[0]
+    for top, bottom in bands:
+        if not 0.0 <= top < bottom <= 1.0:
+            raise ValueError(f"a text band is (top, bottom) with 0 <= top < bottom <= 1, got {(top, bottom)}")
+        out[int(np.floor(top * height)):int(np.ceil(bottom * height))] = 0
+    return out
+
+
+def prepare_frame(
+    raw: np.ndarray, header: VideoHeader, frame_size: int = FRAME_SIZE, text_bands: Sequence[Sequence[float]] = ()
+) -> np.ndarray:
+    """One decoded frame -> 8-bit grayscale ``frame_size`` square (checks its size against the header).
+
+    ``text_bands`` (fractions of the height) are blacked out first, see ``blank_text_bands``.
+    """
     if raw.shape[:2] != (header.height, header.width):
         raise InputError(
             f"frame size {raw.shape[1]}x{raw.shape[0]} differs from the video's {header.width}x{header.height}",
@@ -578,6 +598,8 @@ def prepare_frame(raw: np.ndarray, header: VideoHeader, frame_size: int = FRAME_
     gray = to_gray8(raw, channel_order=header.channel_order, bits_stored=header.bits_stored)
     if header.invert:
         gray = 255 - gray
+    if text_bands:
+        gray = blank_text_bands(gray, text_bands)
     return resize_frame(gray, frame_size)
 
 
@@ -586,13 +608,17 @@ def extract_video(
     *,
     target_fps: float = TARGET_FPS,
     frame_size: int = FRAME_SIZE,
+    text_bands: Sequence[Sequence[float]] = (),
 ) -> ExtractedVideo:
-    """Decode the ``target_fps`` frames of a probed video as ``frame_size`` 8-bit grayscale images."""
+    """Decode the ``target_fps`` frames of a probed video as ``frame_size`` 8-bit grayscale images.
+
+    ``text_bands``: (top, bottom) height fractions blacked out before resizing (burned-in text).
+    """
     schedule = header.schedule(target_fps)
     images = np.empty((len(schedule), frame_size, frame_size), dtype=np.uint8)
     row_of = {int(s): i for i, s in enumerate(schedule["source_index"])}
     for index, raw in iter_source_frames(header, schedule["source_index"].tolist()):
-        images[row_of[index]] = prepare_frame(raw, header, frame_size)
+        images[row_of[index]] = prepare_frame(raw, header, frame_size, text_bands)
     row_mm, col_mm = resized_spacing(header.pixel_spacing_mm, (header.height, header.width), frame_size)
     frames = schedule.assign(spacing_row_mm=row_mm, spacing_col_mm=col_mm)
     return ExtractedVideo(header=header, frames=frames.reset_index(drop=True), images=images)

@@ -512,3 +512,23 @@ def test_frame_table_and_png_policy(tmp_path, policy, expected):
         np.testing.assert_array_equal(saved, np.eye(32, dtype=np.uint8) * 255)
     else:
         assert not any(masks_dir.iterdir())
+
+
+def test_burned_in_text_band_is_blanked_before_frames_are_saved(tmp_path: Path) -> None:
+    """A screen capture with a bright text band at the top: the band is black in the extracted frames."""
+    from ctslib.video import blank_text_bands
+
+    path = tmp_path / "S9_L_transverse.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (80, 60), isColor=False)
+    for i in range(10):
+        frame = np.full((60, 80), 90, np.uint8)
+        frame[0:6] = 255  # "DOE^JANE 1970-01-01" burned into the top tenth
+        writer.write(frame)
+    writer.release()
+    header = probe_video(path, SETTINGS)
+    plain = extract_video(header, target_fps=5.0, frame_size=40).images
+    masked = extract_video(probe_video(path, SETTINGS), target_fps=5.0, frame_size=40, text_bands=[[0.0, 0.1]]).images
+    assert plain[:, :3].mean() > 200
+    assert masked[:, :3].max() < 20 and abs(float(masked[:, 10:].mean()) - float(plain[:, 10:].mean())) < 2
+    with pytest.raises(ValueError, match="top < bottom"):
+        blank_text_bands(np.zeros((10, 10), np.uint8), [[0.5, 0.2]])
