@@ -26,7 +26,7 @@ from ctslib.errors import InputError, StageError
 from ctslib.io import sha256_tree
 from ctslib.paths import REPORTS_ROOT, STAGES, SYNTHETIC_ROOT, WORK_ROOT, RunPaths
 from ctslib.profiles import available_profiles, load_profile
-from ctslib.report import build_manifest, write_report
+from ctslib.report import build_manifest, git_commit, write_report
 from ctslib.runner import RunPlan, StageResult, read_stamp, run_stages
 
 
@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # kernels inherit it: keep TensorFlow's C++ chatter out of the log
     profile = load_profile(args.profile)
+    commit = git_commit()  # the code the stages run with, even if the tree changes during the run
     synthetic = args.data is None
     run = args.run or (profile.name if synthetic else f"{profile.name}-real")
     paths = RunPaths(work=(args.work or WORK_ROOT / run).resolve(), report=(args.out or REPORTS_ROOT / run).resolve())
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         data_hash = sha256_tree(data_dir)
     params = {r.key: profile.parameters(r.key) for r in all_results}
     manifest = build_manifest(profile=profile.name, parameters=params, data_dir=data_dir, data_hash=data_hash,
-                              results=all_results, paths=paths, started=started)
+                              results=all_results, paths=paths, started=started, git=commit)
     index = write_report(paths, manifest, all_results)
     failed = [r for r in results if r.status == "failed"]
     if failed:

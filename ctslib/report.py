@@ -83,8 +83,9 @@ def build_manifest(
     results: Iterable[StageResult],
     paths: RunPaths,
     started: float,
+    git: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything needed to say what produced this report."""
+    """Everything needed to say what produced this report (``git``: the commit read at start)."""
     result_list = list(results)
     return {
         "profile": profile,
@@ -93,7 +94,7 @@ def build_manifest(
         "parameters": parameters,
         "stages": {r.key: {k: v for k, v in asdict(r).items() if k != "key"} for r in result_list},
         "records": {r.key: read_records(paths.records(r.key)) for r in result_list},
-        "git": git_commit(),
+        "git": git or git_commit(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": package_versions(),
