@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from ctslib.io import read_records, write_json, write_text
-from ctslib.paths import PROJECT_ROOT, STAGES, RunPaths
+from ctslib.paths import PROJECT_ROOT, RunPaths
 from ctslib.runner import StageResult
 
 PAPER_OUTPUTS: dict[str, str] = {
@@ -192,7 +192,3 @@ def write_report(paths: RunPaths, manifest: dict[str, Any], results: Iterable[St
     write_text(index, build_index(paths, manifest, result_list))
     return index
 
-
-def stage_names() -> dict[str, str]:
-    """Stage key -> notebook stem, for messages."""
-    return {k: Path(v).stem for k, v in STAGES.items()}
