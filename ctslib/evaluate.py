@@ -21,7 +21,6 @@ What this module adds to the paper's evaluation:
 from __future__ import annotations
 
 import itertools
-import json
 import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -41,8 +40,11 @@ from sklearn.metrics import (
 
 from ctslib import GRADES
 from ctslib.errors import InputError, StageError
+from ctslib.paths import data_layout
 from ctslib.seed import rng
 from ctslib.split import GROUPED_SPLIT, PAPER_SPLIT, SPLIT_COLUMNS, is_grouped
+from ctslib.video import Acquisition
+from ctslib.video import read_acquisition as read_data_acquisition
 
 LABELS: list[int] = list(range(len(GRADES)))
 """Class ids passed to every scikit-learn metric, so absent classes still get a row/column."""
@@ -135,24 +137,21 @@ def read_split(path: str | Path) -> pd.DataFrame:
     return df
 
 
-def read_acquisition(data_dir: str | Path) -> dict:
-    """The data folder's ``acquisition.json`` (``source`` is "synthetic" or "real")."""
-    path = Path(data_dir) / "acquisition.json"
-    if not path.exists():
-        raise InputError("file not found: every data folder has an acquisition.json", file=path)
-    acquisition = json.loads(path.read_text(encoding="utf-8"))
-    if acquisition.get("source") not in ("synthetic", "real"):
-        raise InputError(f"'source' must be 'synthetic' or 'real', got {acquisition.get('source')!r}",
-                         file=path, column="source")
+def read_acquisition(data_dir: str | Path) -> Acquisition:
+    """The data folder's ``acquisition.json`` as stage 02 reads it, with ``source`` "synthetic" or "real"."""
+    layout = data_layout(data_dir)
+    acquisition = read_data_acquisition(layout)
+    if acquisition.source not in ("synthetic", "real"):
+        raise InputError(f"'source' must be 'synthetic' or 'real', got {acquisition.source!r}",
+                         file=layout.acquisition_json, column="source")
     return acquisition
 
 
-def describe_source(acquisition: Mapping) -> str:
+def describe_source(acquisition: Acquisition) -> str:
     """The data source in words, for tables and captions."""
-    if acquisition.get("source") == "synthetic":
+    if acquisition.source == "synthetic":
         return "synthetic (simulated cohort and B-mode videos)"
-    probe = acquisition.get("probe")
-    return f"real ultrasound ({probe})" if probe else "real ultrasound"
+    return f"real ultrasound ({acquisition.probe})" if acquisition.probe else "real ultrasound"
 
 
 # ----------------------------------------------------------------------------- split checks

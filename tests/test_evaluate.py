@@ -318,9 +318,9 @@ def test_labels_are_checked_against_the_ncs_grades(tmp_path):
         ev.check_grades_against_wrists(table, wrists.assign(grade_index=[0, 1]), "predictions.csv")
     with pytest.raises(InputError, match="B_L"):
         ev.check_grades_against_wrists(table, wrists.assign(grade_index=[0, None]), "predictions.csv")
-    (tmp_path / "acquisition.json").write_text('{"source": "real", "probe": "GE Vscan Air L3-12"}')
+    (tmp_path / "acquisition.json").write_text('{"source": "real", "probe": "GE Vscan Air L3-12", "pixel_spacing_mm": [0.1, 0.1]}')
     assert ev.describe_source(ev.read_acquisition(tmp_path)) == "real ultrasound (GE Vscan Air L3-12)"
-    (tmp_path / "acquisition.json").write_text('{"source": "simulated"}')
+    (tmp_path / "acquisition.json").write_text('{"source": "simulated", "pixel_spacing_mm": [0.1, 0.1]}')
     with pytest.raises(InputError, match="source"):
         ev.read_acquisition(tmp_path)
 
