@@ -5,8 +5,14 @@ process, alternating rounds so that load from other programs hits both alike:
 
 * ``plain``: ``keras`` stock model, ``model.fit(x, y, batch_size=...)`` on NumPy arrays (what a
   straightforward script does); no augmentation.
-* ``project``: ``ctslib.train`` (tf.data cache + prefetch, augmentation on, fused
-  BatchNormalization kernel, settings of ``TrainSettings``).
+* ``project``: ``ctslib.train`` (tf.data cache + prefetch with fixed parallelism, augmentation
+  on, fused BatchNormalization and Adam kernels, settings of ``TrainSettings``).
+
+Two "step only" lines bound what any training loop can reach: the compiled train step (forward,
+backward, Adam) called in a Python loop on one fixed in-memory batch, no data pipeline and no
+``fit`` machinery, for the stock model + stock Adam (``plain``'s arithmetic) and for the
+project's model + ``FusedAdam``. A ratio above ``step only, project / step only, stock`` would
+need ``plain`` fit to waste time outside its arithmetic.
 
 Throughput is training images per second over steady-state epochs (the first epoch, which traces
 the graph, is dropped); the reported figure per variant is the median over rounds, with the best
@@ -39,7 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--planes", nargs="+", default=["transverse", "longitudinal"])
     parser.add_argument("--size", type=int, default=128, help="crop size (pixels), default 128 as stage 03")
-    parser.add_argument("--images", type=int, default=300, help="training images per epoch (toy crops)")
+    parser.add_argument("--images", type=int, default=600, help="training images per epoch (toy crops)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per round (the first is dropped)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per variant")
     parser.add_argument("--crops", type=Path, default=None, help="use a run's crops.csv instead of toy crops")
@@ -68,18 +74,22 @@ def variants(plane: str, args) -> dict[str, dict]:
     from ctslib.models import PAPER_BATCH_SIZE
 
     bs = PAPER_BATCH_SIZE[plane]
-    base = dict(plane=plane, input_size=args.size, epochs=args.epochs, batch_size=bs, verbose=0)
+    base = dict(plane=plane, input_size=args.size, epochs=args.epochs, batch_size=bs, verbose=0)  # else: defaults
     out = {
         "plain": {"kind": "plain", "settings": base},
         "project": {"kind": "project", "settings": base},
     }
     if args.ablations:
         out["project, stock BN"] = {"kind": "project", "settings": {**base, "fused_batch_norm": False}}
+        out["project, stock Adam"] = {"kind": "project", "settings": {**base, "fused_optimizer": False}}
         out["project, XLA"] = {"kind": "project", "settings": {**base, "jit_compile": True}}
-        out["project, steps_per_execution=8"] = {"kind": "project", "settings": {**base, "steps_per_execution": 8}}
+        out["project, steps_per_execution=1"] = {"kind": "project", "settings": {**base, "steps_per_execution": 1}}
         out["project, mixed_bfloat16"] = {"kind": "project", "settings": {**base, "precision": "mixed_bfloat16"}}
         out["project, no augmentation"] = {"kind": "project",
                                            "settings": {**base, "rotation_deg": 0.0, "horizontal_flip": False}}
+        out["project, tf.data autotune on"] = {"kind": "project", "settings": base, "autotune": True}
+    out["step only, stock"] = {"kind": "step", "settings": {**base, "fused_batch_norm": False, "fused_optimizer": False}}
+    out["step only, project"] = {"kind": "step", "settings": base}
     return out
 
 
@@ -93,6 +103,8 @@ def run_variant(spec: dict, frames, arrays, seed: int) -> list[float]:
 
     settings = TrainSettings(**spec["settings"])
     clock, _ = _callbacks("val_loss")
+    if spec["kind"] == "step":
+        return step_only(settings, arrays, seed)
     if spec["kind"] == "plain":
         keras.utils.set_random_seed(seed)
         model = build_model(settings.plane, settings.input_size)
@@ -104,9 +116,48 @@ def run_variant(spec: dict, frames, arrays, seed: int) -> list[float]:
         ds = make_dataset(frames["crop_file"], frames["grade_index"], input_size=settings.input_size,
                           batch_size=settings.batch_size, training=True, seed=seed,
                           rotation_deg=settings.rotation_deg, horizontal_flip=settings.horizontal_flip)
+        if spec.get("autotune"):
+            import tensorflow as tf
+
+            options = tf.data.Options()
+            options.autotune.enabled = True
+            ds = ds.with_options(options)
         model = compile_model(new_model(settings, seed), settings)
         model.fit(ds, epochs=settings.epochs, verbose=0, callbacks=[clock], shuffle=False)
     return [(len(frames) / s, len(frames) / c) for s, c in zip(clock.train_s[1:], clock.train_cpu_s[1:])]
+
+
+def step_only(settings, arrays, seed: int) -> list[tuple[float, float]]:
+    """(images per wall second, per CPU second) of the bare compiled train step, per pseudo-epoch."""
+    import keras
+    import tensorflow as tf
+
+    from ctslib.train import compile_model, new_model
+
+    model = compile_model(new_model(settings, seed), settings)
+    x, y = arrays
+    bs = settings.batch_size
+    xb, yb = tf.constant(x[:bs]), tf.constant(y[:bs])
+    loss_fn = keras.losses.CategoricalCrossentropy()
+    weights = model.trainable_variables
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            loss = loss_fn(yb, model(xb, training=True))
+        model.optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+        return loss
+
+    steps = max(len(x) // bs, 1)
+    out = []
+    for epoch in range(settings.epochs):
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(steps):
+            loss = step()
+        float(loss)
+        if epoch:  # the first pass traces the graph
+            out.append((steps * bs / (time.perf_counter() - wall), steps * bs / (time.process_time() - cpu)))
+    return out
 
 
 def main(argv=None) -> int:
@@ -130,7 +181,7 @@ def main(argv=None) -> int:
             params = build_model(plane, args.size).count_params()
             specs = variants(plane, args)
             if args.only:
-                specs = {k: v for k, v in specs.items() if k == "plain" or k in args.only}
+                specs = {k: v for k, v in specs.items() if k == "plain" or k in args.only or k.startswith("step only")}
             speeds = {name: [] for name in specs}
             for r in range(args.rounds):
                 for name, spec in specs.items():
@@ -152,6 +203,13 @@ def main(argv=None) -> int:
     for row in results:
         if row[1] == "project":
             print(f"RATIO {row[0]}: project / plain fit = {row[7]:.2f}x wall-clock, {row[8]:.2f}x per CPU-second")
+    by_name = {(row[0], row[1]): row for row in results}
+    for plane in args.planes:
+        stock, project = by_name.get((plane, "step only, stock")), by_name.get((plane, "step only, project"))
+        if stock and project:
+            print(f"CEILING {plane}: bare train step, project / stock = {project[4] / stock[4]:.2f}x wall-clock, "
+                  f"{project[6] / stock[6]:.2f}x per CPU-second (plain fit reaches {by_name[(plane, 'plain')][4] / stock[4]:.2f}"
+                  f" of the stock step's wall rate)")
     return 0
 
 

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from ctslib.data import steady
 from ctslib.errors import InputError
 from ctslib.io import atomic_path
 
@@ -183,7 +184,7 @@ def make_dataset(
             return image, both[..., 1:]
 
         ds = ds.map(_augment, num_parallel_calls=1, deterministic=True)
-    return ds.batch(batch_size).prefetch(2)
+    return steady(ds.batch(batch_size).prefetch(2))
 
 
 # -- model ----------------------------------------------------------------------------------

@@ -11,22 +11,33 @@ on the training set only. What the paper leaves open, and our choice:
   default (``predict_with``): the epoch count is then the only choice, fixed in advance.
 * **Learning rate**: Keras' Adam default 1e-3 unless set.
 
-Speed on a small CPU, with the model unchanged: crops are decoded once and cached (tf.data),
-batches are prefetched, and BatchNormalization runs through TensorFlow's fused kernel during
-training (``ctslib.models.FusedBatchNormalization``: same layer, same maths; the saved files hold
-stock Keras layers). XLA (``jit_compile``) and ``steps_per_execution`` are available but off:
-on a 2-core CPU they measured no faster for these models; ``precision="mixed_bfloat16"`` is faster
-on CPUs with bfloat16 units but changes rounding, so the paper's float32 stays the default (see
-``benchmarks/bench_train.py --ablations``).
+Speed on a small CPU, with the model unchanged (``benchmarks/bench_train.py`` measures each):
+
+* crops are decoded once and cached; batches are prefetched by a tf.data pipeline with fixed
+  parallelism (``ctslib.data``: tf.data's autotuner left one of two cores idle in about half the
+  epochs);
+* BatchNormalization runs through TensorFlow's fused kernel during training
+  (``ctslib.models.FusedBatchNormalization``: same layer, same maths);
+* Adam updates each weight tensor with TensorFlow's fused kernel (``FusedAdam``: Keras' Adam
+  formula in one pass over memory instead of about ten; it matters most for the longitudinal
+  model, whose dense weights make the update a third of a step);
+* ``steps_per_execution=10``: Keras runs ten training steps per call into the compiled function
+  (bit-identical results, less Python per step).
+
+The saved ``.keras`` files hold stock Keras layers and a stock Adam. XLA (``jit_compile``) is
+available but off: on a 2-core CPU it ran these models 2-2.5x slower, and Keras turns it off
+under op determinism anyway. ``precision="mixed_bfloat16"`` is faster on CPUs with bfloat16 units
+but changes rounding, so the paper's float32 stays the default.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import pandas as pd
 
@@ -61,10 +72,11 @@ class TrainSettings:
         monitor: "val_loss" (lowest) or "val_accuracy" (highest) picks the "best" epoch.
         predict_with: "last" or "best": which model writes the validation predictions.
         fused_batch_norm: train with the fused BatchNormalization kernel (same maths, faster).
+        fused_optimizer: update weights with ``FusedAdam`` (Keras' Adam formula, one fused kernel).
         precision: "float32" (the paper's Keras default) or "mixed_bfloat16" (faster on CPUs with
             bfloat16 units; weights stay float32, rounding differs; saved models are float32).
         jit_compile: XLA-compile the train step (slower on CPU for these models).
-        steps_per_execution: training steps per call into the compiled function.
+        steps_per_execution: training steps per call into the compiled function (results unchanged).
         verbose: Keras fit verbosity (2 = one line per epoch).
         model_options: extra arguments of the model builder (padding, pool_size, kernel_initializer).
     """
@@ -79,9 +91,10 @@ class TrainSettings:
     monitor: str = "val_loss"
     predict_with: str = "last"
     fused_batch_norm: bool = True
+    fused_optimizer: bool = True
     precision: str = "float32"
     jit_compile: bool = False
-    steps_per_execution: int = 1
+    steps_per_execution: int = 10
     verbose: int = 2
     model_options: dict[str, Any] = field(default_factory=dict)
 
@@ -109,12 +122,51 @@ class SplitResult:
 
 
 # ----------------------------------------------------------------------------- runtime
+@keras.saving.register_keras_serializable(package="ctslib")
+class FusedAdam(keras.optimizers.Adam):
+    """``keras.optimizers.Adam`` whose update runs as TensorFlow's fused ``ResourceApplyAdam`` kernel.
+
+    Keras 3 writes the update as separate tensor ops (about ten passes over each weight tensor and
+    its two moment tensors); the kernel computes the same formula, ``m += (g - m)(1 - beta_1)``,
+    ``v += (g^2 - v)(1 - beta_2)``, ``w -= alpha m / (sqrt(v) + epsilon)`` with
+    ``alpha = lr sqrt(1 - beta_2^t) / (1 - beta_1^t)``, in one pass. Results agree with the stock
+    optimiser to float32 rounding (the kernel forms ``1 - beta`` in float32). Configuration, state
+    variables and everything the base class does around the update (clipping, weight decay,
+    schedules, loss scaling) are unchanged. Falls back to the stock update where the kernel does
+    not apply: AMSGrad, sparse gradients, distribution strategies, backends other than TensorFlow.
+    """
+
+    def _fusable(self, gradient, variable) -> bool:
+        import tensorflow as tf
+
+        return (
+            keras.backend.backend() == "tensorflow" and not self.amsgrad and not tf.distribute.has_strategy()
+            and not isinstance(gradient, tf.IndexedSlices) and hasattr(variable, "handle")
+            and keras.backend.standardize_dtype(variable.dtype) in ("float16", "bfloat16", "float32", "float64")
+        )
+
+    def update_step(self, gradient, variable, learning_rate):
+        if not self._fusable(gradient, variable):
+            return super().update_step(gradient, variable, learning_rate)
+        import tensorflow as tf
+
+        dtype = variable.dtype
+        step = tf.cast(self.iterations + 1, dtype)
+        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        index = self._get_variable_index(variable)
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=self._momentums[index].handle, v=self._velocities[index].handle,
+            beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step),
+            lr=tf.cast(learning_rate, dtype), beta1=beta_1, beta2=beta_2,
+            epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype),
+        )
+
+
 def compile_model(model, settings: TrainSettings):
     """Compile with the paper's optimiser and loss: Adam + categorical cross-entropy (+ accuracy)."""
-    import keras
-
+    adam = FusedAdam if settings.fused_optimizer else keras.optimizers.Adam
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=settings.learning_rate),
+        optimizer=adam(learning_rate=settings.learning_rate),
         loss="categorical_crossentropy",
         metrics=["accuracy"],
         jit_compile=settings.jit_compile,
@@ -125,8 +177,6 @@ def compile_model(model, settings: TrainSettings):
 
 def new_model(settings: TrainSettings, seed: int):
     """The plane's published model, freshly initialised from ``seed`` (the training variant)."""
-    import keras
-
     keras.utils.set_random_seed(seed)
     model = build_model(settings.plane, settings.input_size, **settings.model_options)
     if settings.fused_batch_norm or settings.precision != "float32":
@@ -134,10 +184,17 @@ def new_model(settings: TrainSettings, seed: int):
     return model
 
 
+def stock_copy(model, settings: TrainSettings):
+    """A copy of a trained model (same weights) with stock Keras layers, compiled with stock Adam.
+
+    This is what is saved: the ``.keras`` files load with plain Keras, no ctslib class needed.
+    """
+    return compile_model(with_batch_norm(model, fused=False),
+                         replace(settings, fused_optimizer=False, jit_compile=False, steps_per_execution=1))
+
+
 # ----------------------------------------------------------------------------- callbacks
 def _callbacks(monitor: str):
-    import keras
-
     class EpochClock(keras.callbacks.Callback):
         """Wall and process-CPU seconds of every epoch, and of its training part (before validation)."""
 
@@ -221,8 +278,6 @@ def train_split(frames: pd.DataFrame, split_table: pd.DataFrame, split: str, set
     Raises:
         StageError: the training set lacks a grade.
     """
-    import keras
-
     train_rows, val_rows = split_frames(frames, split_table, split)
     check_split(split_table[split_table["split"] == split])
     keras.utils.set_random_seed(seed)  # before the datasets: their shuffle/augment seeds derive from it
@@ -243,8 +298,7 @@ def train_split(frames: pd.DataFrame, split_table: pd.DataFrame, split: str, set
     history.insert(0, "split", split)
     history = history.reindex(columns=list(HISTORY_COLUMNS))
 
-    last_model = with_batch_norm(model, fused=False)
-    best_model = with_batch_norm(model, fused=False)
+    last_model, best_model = stock_copy(model, settings), stock_copy(model, settings)
     best_model.set_weights(keep.best_weights)
     predictor = best_model if settings.predict_with == "best" else last_model
     predictions = predict_frames(predictor, val_rows, settings, split)

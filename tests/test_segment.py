@@ -156,6 +156,7 @@ def test_augmentation_moves_image_and_mask_together_and_is_seeded():
     np.testing.assert_array_equal(x, x2)
     x3, _ = (t.numpy() for t in batches(6))
     assert not np.array_equal(x, x3)
+    assert segment.make_dataset(images, masks, batch_size=6, augment=True, seed=0).options().autotune.enabled is False
 
 
 def test_tiny_unet_overfits_crafted_ellipses(tmp_path):

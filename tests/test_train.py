@@ -5,6 +5,8 @@ Small learnable crops (``ctslib.data.write_toy_crops``: ellipse size grows with 
 
 from __future__ import annotations
 
+import zipfile
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,6 +21,7 @@ from ctslib.seed import set_determinism  # noqa: E402
 from ctslib.split import make_splits  # noqa: E402
 from ctslib.train import (  # noqa: E402
     HISTORY_COLUMNS,
+    FusedAdam,
     PREDICTION_COLUMNS,
     TrainSettings,
     train_plane,
@@ -88,6 +91,7 @@ def test_training_pipeline_flips_and_reshuffles_each_epoch(toy):
             flipped_any |= any(mirror) and not any(same)
     assert flipped_any
     assert not np.array_equal(epochs[0], epochs[1])  # new order / new flips every epoch
+    assert ds.options().autotune.enabled is False  # fixed parallelism (see ctslib.data)
 
 
 def test_rotation_keeps_shape_and_rotates_about_the_centre():
@@ -123,6 +127,14 @@ def test_same_seed_same_split_and_same_first_epoch_loss(toy):
     assert runs[0][1] != runs[2][1]
 
 
+def test_steps_per_execution_changes_speed_not_results(toy):
+    _, frames = toy
+    table = make_splits(frames, seed=4, policies=("paper",))
+    histories = [train_split(frames, table, "paper", settings(epochs=2, steps_per_execution=spe), seed=4).history
+                 for spe in (1, 3)]  # 96 training frames = 5 batches: 3 + a partial execution of 2
+    pd.testing.assert_frame_equal(histories[0], histories[1], check_exact=True)
+
+
 def test_training_set_without_a_grade_is_refused(toy):
     _, frames = toy
     table = make_splits(frames, seed=0, policies=("paper",))
@@ -155,6 +167,9 @@ def test_train_plane_writes_the_hand_off_files(toy, tmp_path):
     probs = model.predict(read_crop_array(files, SIZE), verbose=0)
     np.testing.assert_allclose(probs[:, 3], rows["p_severe"], atol=1e-4)
     assert paths.model_file("longitudinal", "cv1", "best").exists()
+    with zipfile.ZipFile(paths.model_file("longitudinal", "grouped", "last")) as saved:
+        config = saved.read("config.json").decode()
+    assert "ctslib" not in config and '"class_name": "Adam"' in config  # stock Keras classes only
 
     fig = training_curves_figure(history[history["split"] == "paper"])
     assert len(fig.axes) == 2
@@ -169,3 +184,38 @@ def test_transverse_model_trains_on_the_same_path(tmp_path):
     assert np.isfinite(result.history[["loss", "val_loss"]].to_numpy()).all()
     assert result.history["loss"].iloc[-2:].mean() < result.history["loss"].iloc[0]
     assert [type(layer).__name__ for layer in result.last_model.layers].count("BatchNormalization") == 3
+
+
+# --------------------------------------------------------------------------- fused Adam
+def _adam_run(optimizer, steps: int = 6):
+    """Weights and moments after ``steps`` updates of a fixed two-tensor problem with varying gradients."""
+    rng = np.random.default_rng(0)
+    weights = [keras.Variable(rng.normal(size=(7, 5)).astype("float32")), keras.Variable(np.zeros(5, "float32"))]
+    gradients = [[rng.normal(scale=s, size=w.shape).astype("float32") for w in weights] for s in np.geomspace(1, 1e-4, steps)]
+    step = tf.function(lambda g: optimizer.apply_gradients(zip(g, weights)))
+    for g in gradients:
+        step(g)
+    return [w.numpy() for w in weights] + [v.numpy() for v in optimizer.variables]
+
+
+@pytest.mark.parametrize("options", [{}, {"learning_rate": 0.05, "beta_1": 0.5, "beta_2": 0.9, "epsilon": 1e-3}])
+def test_fused_adam_matches_keras_adam(options):
+    fused, stock = _adam_run(FusedAdam(**options)), _adam_run(keras.optimizers.Adam(**options))
+    assert len(fused) == len(stock) >= 2 + 4  # weights, then the optimiser's (step, rate, m and v per weight)
+    for a, b in zip(fused, stock):
+        np.testing.assert_allclose(a, b, rtol=2e-6, atol=1e-7)
+    assert not np.allclose(stock[0], _adam_run(keras.optimizers.Adam(**{**options, "epsilon": 0.1}))[0])
+
+
+def test_fused_adam_runs_the_fused_kernel_and_falls_back_for_amsgrad():
+    def op_types(optimizer):
+        w = keras.Variable(np.ones((3, 2), "float32"))
+        graph = tf.function(lambda g: optimizer.apply_gradients([(g, w)])).get_concrete_function(
+            tf.TensorSpec((3, 2), tf.float32)).graph
+        return {op.type for op in graph.get_operations()}
+
+    assert "ResourceApplyAdam" in op_types(FusedAdam())
+    assert "ResourceApplyAdam" not in op_types(keras.optimizers.Adam())
+    assert "ResourceApplyAdam" not in op_types(FusedAdam(amsgrad=True))
+    for a, b in zip(_adam_run(FusedAdam(amsgrad=True)), _adam_run(keras.optimizers.Adam(amsgrad=True))):
+        np.testing.assert_array_equal(a, b)
