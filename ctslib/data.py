@@ -34,10 +34,11 @@ CROP_COLUMNS: tuple[str, ...] = (
 """Columns of stage 03's crops.csv that the model stages read."""
 
 BORDER_MODE = 4  # cv2.BORDER_REFLECT_101
+"""How a rotation fills the corners it uncovers: mirrored image content (no black corners)."""
+
 DECODE_CALLS = min(os.cpu_count() or 1, 8)  # parallel PNG decodes (first epoch only: then cached)
 AUGMENT_CALLS = 2  # batches augmented in parallel (a batch takes about 1 ms on one core)
 PREFETCH_BATCHES = 2  # batches prepared ahead of the training step
-"""How a rotation fills the corners it uncovers: mirrored image content (no black corners)."""
 
 
 # ----------------------------------------------------------------------------- crops.csv
