@@ -163,3 +163,37 @@ def sha256_tree(root: str | Path, pattern: str = "**/*") -> str:
 def sha256_json(obj: Any) -> str:
     """Hex SHA-256 of ``obj`` as canonical JSON (sorted keys)."""
     return hashlib.sha256(json.dumps(to_jsonable(obj), sort_keys=True).encode()).hexdigest()
+
+
+def warn_report(stage: str, message: str, report_dir: str | Path, *, show: bool = True) -> str:
+    """Record a data-quality warning that the report index shows at the top (``warnings.json``).
+
+    Stages call this for anything a reader must not miss (a participant that QC emptied, a video
+    where no nerve was found, a collapsed model). Warnings are kept per stage, so a re-run of a
+    stage replaces its own warnings (see ``clear_report_warnings``) and never duplicates them.
+    """
+    path = Path(report_dir) / "warnings.json"
+    data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    messages = data.setdefault(str(stage), [])
+    if message not in messages:
+        messages.append(message)
+    write_json(path, data)
+    if show:
+        print(f"WARNING (stage {stage}): {message}")
+    return message
+
+
+def clear_report_warnings(stage: str, report_dir: str | Path) -> None:
+    """Forget the warnings a stage recorded earlier (call at the start of the stage)."""
+    path = Path(report_dir) / "warnings.json"
+    if not path.exists():
+        return
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.pop(str(stage), None) is not None:
+        write_json(path, data)
+
+
+def read_report_warnings(report_dir: str | Path) -> dict[str, list[str]]:
+    """Every stage's recorded warnings, ``{stage: [message, ...]}`` (empty when none)."""
+    path = Path(report_dir) / "warnings.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
