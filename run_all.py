@@ -7,6 +7,8 @@
     python run_all.py --data /path/to/DATA     # your own data in the layout of the README
     python run_all.py --only 04                # re-run one stage (its inputs must exist)
     python run_all.py --from 03                # re-run stage 03 and everything after it
+    python run_all.py --data DATA --set 'TEXT_BANDS=[[0, 0.08]]' --set 'QC_DISABLE=[misaligned]'
+                                               # override any notebook parameter (VALUE is YAML)
 
 Stages whose inputs, parameters, notebook and library code are unchanged since their last
 successful run are skipped (see ctslib/runner.py); a killed run resumes where it stopped.
@@ -24,10 +26,10 @@ from pathlib import Path
 
 from ctslib.errors import InputError, StageError
 from ctslib.io import sha256_tree
-from ctslib.paths import REPORTS_ROOT, STAGES, SYNTHETIC_ROOT, WORK_ROOT, RunPaths
-from ctslib.profiles import available_profiles, load_profile
+from ctslib.paths import NOTEBOOKS_DIR, REPORTS_ROOT, STAGES, SYNTHETIC_ROOT, WORK_ROOT, RunPaths
+from ctslib.profiles import available_profiles, load_profile, parse_overrides
 from ctslib.report import build_manifest, git_commit, write_report
-from ctslib.runner import RunPlan, StageResult, read_stamp, run_stages
+from ctslib.runner import RunPlan, StageResult, declared_parameters, read_stamp, run_stages
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,7 +46,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-bad-inputs", action="store_true", help="continue past unreadable videos (listed in the report)")
     parser.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3 = this interpreter's ipykernel)")
     parser.add_argument("--no-progress", action="store_true", help="hide papermill's per-cell progress bars")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+                        help="override parameter NAME in every stage whose notebook declares it (repeatable); "
+                             "VALUE is YAML: --set EPOCHS=5, --set 'TEXT_BANDS=[[0, 0.08]]', --set OVERLAY_MASK=true, "
+                             "--set 'QC_DISABLE=[misaligned]'. Wins over the profile; a name no stage declares is an error")
     return parser.parse_args(argv)
+
+
+def declared_by_stage() -> dict[str, frozenset[str]]:
+    """Parameter names each stage's notebook declares (what ``--set`` may override)."""
+    return {key: frozenset(declared_parameters(NOTEBOOKS_DIR / name)) for key, name in STAGES.items()}
 
 
 def plan_stages(args: argparse.Namespace, synthetic: bool) -> tuple[list[str], set[str]]:
@@ -79,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # kernels inherit it: keep TensorFlow's C++ chatter out of the log
     profile = load_profile(args.profile)
+    if args.overrides:
+        profile = profile.with_overrides(parse_overrides(args.overrides), declared_by_stage())
     commit = git_commit()  # the code the stages run with, even if the tree changes during the run
     synthetic = args.data is None
     run = args.run or (profile.name if synthetic else f"{profile.name}-real")
@@ -91,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                    common_keys=list(profile.common), synthetic=synthetic)
     print(f"CTS study run '{run}': profile {profile.name}, data {data_dir}"
           f"{' (synthetic default)' if synthetic else ''}\n  report -> {paths.report}\n  work   -> {paths.work}")
+    if profile.overrides:
+        print(f"  --set  -> {profile.overrides}")
     extra = {"SKIP_BAD_INPUTS": bool(args.skip_bad_inputs)}
     results, data_hash = run_stages(plan, paths, data_dir, kernel=args.kernel, progress=not args.no_progress, extra=extra)
     all_results = sorted(results + earlier_results(paths, stages, synthetic), key=lambda r: r.key)

@@ -15,6 +15,7 @@ Plausibility bounds (``PLAUSIBLE_RANGES``) catch typing and unit errors, not dis
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -37,6 +38,15 @@ WRISTS_COLUMNS: tuple[str, ...] = (
 )
 SEXES: tuple[str, ...] = ("M", "F")
 HANDS: tuple[str, ...] = ("R", "L", "A")
+
+CODE_WORDS: dict[str, dict[str, str]] = {
+    "side": {"RIGHT": "R", "LEFT": "L"},
+    "sex": {"MALE": "M", "FEMALE": "F"},
+    "dominant_hand": {"RIGHT": "R", "LEFT": "L", "AMBIDEXTROUS": "A"},
+}
+"""Words accepted for a coded value (any letter case), beside the codes themselves: intent is unambiguous."""
+
+_DECIMAL_COMMA = re.compile(r"^(-?\d+),(\d+)$")
 
 PLAUSIBLE_RANGES: dict[str, tuple[float, float]] = {
     "age": (1.0, 120.0),       # years
@@ -80,23 +90,73 @@ def read_cohort(path: str | Path) -> pd.DataFrame:
 def read_raw_cohort(path: str | Path) -> pd.DataFrame:
     """``cohort.csv`` as stripped text cells in ``COHORT_COLUMNS`` order; file-level checks only.
 
+    Accepted variants (each described by ``cohort_notes``): a semicolon-separated file (Excel in
+    locales with a decimal comma), whose numbers may then use a decimal comma; a UTF-8 byte-order
+    mark; blank rows at the end of the file.
+
     Raises:
         InputError: file missing or unreadable, a column missing, or no data rows.
     """
-    path = Path(path)
+    return _read_raw(Path(path))[0]
+
+
+def _separator(path: Path) -> str:
+    """';' when the header line has more semicolons than commas (Excel's CSV in decimal-comma locales), else ','."""
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            header = next((line for line in handle if line.strip()), "")
+    except UnicodeDecodeError:
+        return ","
+    return ";" if header.count(";") > header.count(",") else ","
+
+
+def _read_raw(path: Path) -> tuple[pd.DataFrame, list[str]]:
+    """``read_raw_cohort`` and the notes on the variants it accepted."""
     if not path.is_file():
         raise InputError("cohort file not found", file=path)
+    sep = _separator(path)
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, sep=sep, encoding="utf-8-sig")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"not a readable CSV file ({exc})", file=path) from exc
     raw.columns = [str(c).strip() for c in raw.columns]
     for column in COHORT_COLUMNS:
         if column not in raw.columns:
             raise InputError(f"missing column; expected {', '.join(COHORT_COLUMNS)}", file=path, column=column)
+    raw = raw.loc[:, list(COHORT_COLUMNS)].apply(lambda col: col.str.strip())
+    notes = []
+    if sep == ";":
+        notes.append("semicolon-separated (as Excel writes CSV where the decimal mark is a comma): read with ';' between cells")
+    blank = (raw == "").all(axis=1).to_numpy()
+    trailing = len(blank) - int(np.flatnonzero(~blank)[-1]) - 1 if (~blank).any() else len(blank)
+    if trailing:
+        raw = raw.iloc[: len(raw) - trailing]
+        notes.append(f"{trailing} blank row(s) at the end of the file ignored")
     if raw.empty:
         raise InputError("no wrists (the file has a header but no data rows)", file=path)
-    return raw.loc[:, list(COHORT_COLUMNS)].apply(lambda col: col.str.strip())
+    if sep == ";":
+        numeric = ["age", *NCS_COLUMNS]
+        converted = {c: int(raw[c].str.fullmatch(_DECIMAL_COMMA).sum()) for c in numeric}
+        for column in numeric:
+            raw[column] = raw[column].str.replace(_DECIMAL_COMMA, r"\1.\2", regex=True)
+        used = [f"{c} ({n})" for c, n in converted.items() if n]
+        if used:
+            notes.append(f"decimal commas read as decimal points in {', '.join(used)}")
+    return raw.reset_index(drop=True), notes
+
+
+def cohort_notes(path: str | Path) -> list[str]:
+    """One line per accepted variant in ``cohort.csv`` (separator, decimal commas, blank rows, code words).
+
+    ``ctslib.validate`` prints each as a NOTE; stage 01 prints them too. Empty for a plain file.
+    """
+    raw, notes = _read_raw(Path(path))
+    for column, words in CODE_WORDS.items():
+        used = sorted({v for v in raw[column] if v.upper() in words}, key=str.lower)
+        if used:
+            mapped = ", ".join(f"{v!r} -> {words[v.upper()]}" for v in used)
+            notes.append(f"column '{column}': words read as codes ({mapped})")
+    return notes
 
 
 def check_participant_id(value: str, path: Path, row: int) -> str:
@@ -105,11 +165,17 @@ def check_participant_id(value: str, path: Path, row: int) -> str:
     return value
 
 
+def code_of(value: str, column: str) -> str:
+    """A coded cell upper-cased, with an accepted word (``CODE_WORDS``) replaced by its code."""
+    code = str(value).strip().upper()
+    return CODE_WORDS.get(column, {}).get(code, code)
+
+
 def parse_codes(values: pd.Series, allowed: Iterable[str], path: Path, column: str) -> list[str]:
     allowed = tuple(allowed)
     out = []
     for i, value in enumerate(values):
-        code = value.upper()
+        code = code_of(value, column)
         if code not in allowed:
             raise InputError(f"unknown value {value!r}; allowed: {', '.join(allowed)}", file=path, row=i + 1, column=column)
         out.append(code)
@@ -365,6 +431,11 @@ def plot_ncs_by_grade(wrists: pd.DataFrame, limits: NCSLimits = NCSLimits()):
         for y in lines:
             ax.axhline(y, color="tab:blue", linestyle="--", linewidth=1)
         absent = int(graded[column].isna().sum())
-        ax.set(xlabel="NCS grade", ylabel=label, title=f"{absent} not recordable" if absent else "")
+        name = label.split(" (")[0]
+        ax.set(xlabel="NCS grade", ylabel=label, title=f"{name}: {absent} not recordable, not shown" if absent else name)
+    handles, _ = axes[-1].get_legend_handles_labels()
+    limit = plt.Line2D([], [], color="tab:blue", linestyle="--", linewidth=1)
+    axes[-1].legend(handles[:2] + [limit], ["pattern in the paper's rule", "uncovered pattern (policy)", "grading limit"],
+                    fontsize=7, loc="best")
     fig.tight_layout()
     return fig

@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from ctslib import GRADES, PLANES
-from ctslib.errors import InputError
+from ctslib.errors import InputError, StageError
+from ctslib.handoff import as_bool
 
 CROP_COLUMNS: tuple[str, ...] = (
     "frame_id", "wrist_id", "participant_id", "plane", "grade_index", "nerve_found", "crop_path",
@@ -42,10 +43,6 @@ PREFETCH_BATCHES = 2  # batches prepared ahead of the training step
 
 
 # ----------------------------------------------------------------------------- crops.csv
-def _truthy(values: pd.Series) -> pd.Series:
-    return values.astype(str).str.strip().str.lower().isin(("true", "1", "yes"))
-
-
 def read_crops(crops_csv: str | Path, plane: str, work_dir: str | Path | None = None) -> pd.DataFrame:
     """The usable crops of one plane from stage 03's ``crops.csv``, with absolute ``crop_file`` paths.
 
@@ -56,6 +53,8 @@ def read_crops(crops_csv: str | Path, plane: str, work_dir: str | Path | None = 
     Raises:
         InputError: a missing column, a bad grade index or a crop file that does not exist,
             naming the file, row and column.
+        StageError: the plane has frames in crops.csv but not one crop (stage 03 found no nerve),
+            so that the model stages never report it as a missing grade.
     """
     crops_csv = Path(crops_csv)
     if plane not in PLANES:
@@ -76,7 +75,14 @@ def read_crops(crops_csv: str | Path, plane: str, work_dir: str | Path | None = 
         raise InputError(f"grade_index must be 0..{len(GRADES) - 1}, got {df.loc[row, 'grade_index']!r}",
                          file=crops_csv, row=row, column="grade_index")
     df = df.assign(grade_index=grades.astype(int))
-    has_crop = _truthy(df["nerve_found"]) & (df["crop_path"].str.strip() != "")
+    has_crop = as_bool(df["nerve_found"]) & (df["crop_path"].str.strip() != "")
+    if len(df) and not has_crop.any():
+        raise StageError(
+            f"{crops_csv}: stage 03 made no {plane} crop: none of the {len(df)} {plane} frames it was given has "
+            "a nerve found (nerve_found is False in every row). This is not a missing grade: the segmenter found "
+            "no nerve. See the crop funnel and segmentation metrics of 03_nerve_cropping (masks, a trained "
+            "segmenter) and rerun from stage 03."
+        )
     df = df[has_crop].copy()
     base = Path(work_dir) if work_dir is not None else crops_csv.parent.parent
     files = [Path(p) if Path(p).is_absolute() else base / p for p in df["crop_path"]]

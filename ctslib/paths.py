@@ -11,6 +11,7 @@ A stage reads only files named here and written by earlier stages (plus the data
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,30 @@ SYNTHETIC_ROOT = PROJECT_ROOT / "data" / "synthetic"
 SHARED_DIR = PROJECT_ROOT.parent / "shared"
 USGRA_SEG_DIR = SHARED_DIR / "data" / "real" / "usgra-seg"
 
-VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".dcm")
+VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".dcm", ".mov", ".m4v", ".mkv")
+"""Video file extensions read (any letter case); with two files for one video, the earlier wins."""
+
+OS_LITTER_NAMES: frozenset[str] = frozenset({".ds_store", "thumbs.db", "desktop.ini"})
+"""Files that operating systems leave in folders (never data); AppleDouble ``._*`` files too."""
+
+
+def is_os_litter(name: str) -> bool:
+    """True for macOS/Windows litter (``._*``, ``.DS_Store``, ``Thumbs.db``, ``desktop.ini``): ignored everywhere."""
+    return name.startswith("._") or name.lower() in OS_LITTER_NAMES
+
+
+def canonical_stem(stem: str) -> str:
+    """``<participant_id>_<SIDE>_<plane>`` with side upper-case and plane lower-case (ids keep their case).
+
+    ``S1_l_Transverse`` and ``S1_L_transverse`` name the same video; a stem that is not of this form
+    is returned unchanged.
+    """
+    from ctslib import PLANES, SIDES
+
+    parts = stem.rsplit("_", 2)
+    if len(parts) == 3 and parts[1].upper() in SIDES and parts[2].lower() in PLANES:
+        return f"{parts[0]}_{parts[1].upper()}_{parts[2].lower()}"
+    return stem
 
 # Stage key -> notebook file (run order = numeric order).
 STAGES: dict[str, str] = {
@@ -71,17 +95,34 @@ class DataLayout:
         return self.root / "qc_accept.csv"
 
     @property
+    def nerve_hints_csv(self) -> Path:
+        """Optional marked nerve points (video, x, y as fractions of the frame); see docs/pipeline.md."""
+        return self.root / "nerve_hints.csv"
+
+    @property
     def truth_dir(self) -> Path:
         """Generator ground truth (synthetic data only). Used for scoring, never as an input."""
         return self.root / "truth"
 
     def find_video(self, stem: str) -> Path | None:
-        """The video file for ``stem`` with any supported extension, or None."""
-        for ext in VIDEO_EXTENSIONS:
-            candidate = self.videos_dir / f"{stem}{ext}"
-            if candidate.exists():
-                return candidate
-        return None
+        """The video file for ``stem``, or None.
+
+        Side and plane in any letter case, extensions of ``VIDEO_EXTENSIONS`` in any letter case
+        (``S1_L_Transverse.MP4`` is the video ``S1_L_transverse``); OS litter is never a video. With
+        several files for one stem, the earlier extension in ``VIDEO_EXTENSIONS`` wins.
+        """
+        matches = [p for p in self.video_files() if canonical_stem(p.stem) == canonical_stem(stem)]
+        matches.sort(key=lambda p: VIDEO_EXTENSIONS.index(p.suffix.lower()))
+        return matches[0] if matches else None
+
+    def video_files(self) -> list[Path]:
+        """Existing files in ``videos/`` with a video extension (any case), OS litter left out, sorted by name."""
+        if not self.videos_dir.is_dir():
+            return []
+        return sorted(
+            p for p in self.videos_dir.iterdir()
+            if p.suffix.lower() in VIDEO_EXTENSIONS and not is_os_litter(p.name) and p.is_file()
+        )
 
 
 @dataclass(frozen=True)
@@ -144,6 +185,7 @@ class RunPaths:
     # 03 segmentation + crops
     @property
     def segmenter(self) -> Path:
+        """The segmenter stage 03 used: fine-tuned from the shipped weights, or a copy of them."""
         return self.stage_dir("03") / "segmenter.keras"
 
     @property
@@ -183,4 +225,6 @@ class RunPaths:
 
 def data_layout(data_dir: str | Path) -> DataLayout:
     """The ``DataLayout`` of a data folder (relative paths resolved against the current folder)."""
-    return DataLayout(Path(data_dir).expanduser().resolve())
+    # abspath, not resolve: a data folder reached through a link (run_all links it into the work
+    # folder) keeps the link's path, so the real location never reaches a notebook or report.
+    return DataLayout(Path(os.path.abspath(Path(data_dir).expanduser())))

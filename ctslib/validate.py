@@ -13,8 +13,11 @@ frame decoded (cheap: finds corrupt files, zero-frame files and unsupported code
 decodes every frame (also finds truncated files, at the cost of reading all video data).
 
 Severities: ``error`` (a stage will refuse the data or silently lose part of it), ``warning``
-(probably a mistake; the run proceeds) and ``info`` (a conversion the pipeline makes, e.g.
-colour or 16-bit frames to 8-bit grayscale). Errors and warnings count as problems.
+(probably a mistake; the run proceeds), ``note`` (a harmless variant the pipeline accepts because
+its meaning is clear: a capitalised plane name, a ``.MOV`` file, a semicolon-separated cohort with
+decimal commas, ``right`` for R ...) and ``info`` (a conversion the pipeline makes, e.g. colour or
+16-bit frames to 8-bit grayscale). Errors and warnings count as problems. OS litter (``._*``,
+``.DS_Store``, ``Thumbs.db``, ``desktop.ini``) is ignored here as in every stage.
 """
 
 from __future__ import annotations
@@ -37,19 +40,22 @@ from ctslib.cohort import (
     check_participant_id,
     check_participants_consistent,
     check_wrists_unique,
+    code_of,
+    cohort_notes,
     parse_codes,
     parse_numbers,
     read_cohort,
     read_raw_cohort,
 )
 from ctslib.errors import InputError
-from ctslib.paths import VIDEO_EXTENSIONS, DataLayout, data_layout, video_stem
+from ctslib.paths import VIDEO_EXTENSIONS, DataLayout, canonical_stem, data_layout, is_os_litter, video_stem
 from ctslib.qc import match_accept_list, read_accept_list
 from ctslib.video import (
     TARGET_FPS,
     Acquisition,
     VideoHeader,
     VideoSettings,
+    check_mask_frames,
     find_masks,
     iter_source_frames,
     prepare_frame,
@@ -58,8 +64,11 @@ from ctslib.video import (
     read_masks,
 )
 
-SEVERITIES: tuple[str, ...] = ("error", "warning", "info")
+SEVERITIES: tuple[str, ...] = ("error", "warning", "note", "info")
 """Problem levels, most serious first; ``error`` and ``warning`` make the exit code 1."""
+
+EXPECTED_VIDEO = "with extension " + ", ".join(e.lstrip(".") for e in VIDEO_EXTENSIONS) + " (any letter case)"
+"""How the messages name the accepted video files."""
 
 GRAY_TOLERANCE: int = 8
 """Channels differing by at most this many grey levels count as grey (codecs tint grey frames slightly)."""
@@ -80,8 +89,8 @@ class Problem:
 
     @property
     def is_problem(self) -> bool:
-        """True for errors and warnings (an ``info`` only describes a conversion)."""
-        return self.severity != "info"
+        """True for errors and warnings (a ``note`` or ``info`` only describes a variant or conversion)."""
+        return self.severity in ("error", "warning")
 
     @property
     def where(self) -> str:
@@ -155,6 +164,11 @@ def check_cohort(layout: DataLayout, check: DataCheck) -> list[tuple[int, str, s
     """
     path = layout.cohort_csv
     try:
+        for note in cohort_notes(path):
+            check.add("note", note, path)
+    except InputError:
+        pass  # the same error is reported below
+    try:
         cohort = read_cohort(path)
     except InputError as first:
         if first.row is None:  # missing file / column, unreadable, no rows: nothing more to check
@@ -177,13 +191,13 @@ def check_cohort(layout: DataLayout, check: DataCheck) -> list[tuple[int, str, s
     check.participants, check.wrists = raw["participant_id"].replace("", np.nan).nunique(), len(raw)
     # A row with a bad side keeps its id (side ""): its videos are then not reported as unmatched.
     ok = ~bad["participant_id"]
-    return [(i + 1, raw.at[i, "participant_id"], "" if bad.at[i, "side"] else raw.at[i, "side"].upper())
+    return [(i + 1, raw.at[i, "participant_id"], "" if bad.at[i, "side"] else code_of(raw.at[i, "side"], "side"))
             for i in raw.index[ok]]
 
 
 def _check_rows(raw: pd.DataFrame, bad: pd.DataFrame, path: Path, check: DataCheck) -> None:
     """``read_cohort``'s checks across rows (duplicate wrists, consistent participants) despite bad cells."""
-    keys = raw[["participant_id", "side"]].apply(lambda col: col.str.upper() if col.name == "side" else col)
+    keys = raw[["participant_id", "side"]].apply(lambda col: col.map(lambda v: code_of(v, "side")) if col.name == "side" else col)
     invalid = pd.Series([f"<invalid row {i + 1}>" for i in raw.index], index=raw.index)
     keys = keys.mask(bad[["participant_id", "side"]], invalid, axis=0)
     try:
@@ -193,7 +207,8 @@ def _check_rows(raw: pd.DataFrame, bad: pd.DataFrame, path: Path, check: DataChe
     columns = ["sex", "age", "dominant_hand"]
     if not bad[columns].to_numpy().any():  # compare only valid values (else a typo counts twice)
         people = raw[["participant_id"]].assign(
-            sex=raw["sex"].str.upper(), age=raw["age"].astype(float), dominant_hand=raw["dominant_hand"].str.upper()
+            sex=raw["sex"].map(lambda v: code_of(v, "sex")), age=raw["age"].astype(float),
+            dominant_hand=raw["dominant_hand"].map(lambda v: code_of(v, "dominant_hand")),
         )
         try:
             check_participants_consistent(people, path)
@@ -221,7 +236,7 @@ def check_overrides(layout: DataLayout, acquisition: Acquisition | None, check: 
         return
     for stem in acquisition.overrides:
         if layout.find_video(stem) is None:
-            check.add("error", f"names video {stem!r}, but videos/ has no {stem}.mp4, .avi or .dcm "
+            check.add("error", f"names video {stem!r}, but videos/ has no {stem} {EXPECTED_VIDEO} "
                       "(listed but missing; the override is never used)", layout.acquisition_json, column=f"videos.{stem}")
 
 
@@ -229,21 +244,37 @@ def check_overrides(layout: DataLayout, acquisition: Acquisition | None, check: 
 
 
 def list_videos(layout: DataLayout, check: DataCheck) -> list[Path]:
-    """Video files in ``videos/`` (supported extensions); other entries are reported."""
+    """Video files in ``videos/`` (supported extensions, any letter case); other entries are reported.
+
+    Accepted variants get a NOTE: an extension not in lower case, a container other than
+    mp4/avi/dcm (read through OpenCV's FFmpeg, like mp4), a side or plane not in canonical case.
+    """
     folder = layout.videos_dir
     if not folder.is_dir():
-        check.add("error", "folder missing: videos go in videos/<participant_id>_<side>_<plane>.<mp4|avi|dcm>", folder)
+        check.add("error", f"folder missing: videos go in videos/<participant_id>_<side>_<plane> {EXPECTED_VIDEO}", folder)
         return []
     videos = []
     for entry in sorted(folder.iterdir()):
-        if entry.name.startswith("."):
+        if is_os_litter(entry.name) or entry.name.startswith("."):
             continue
         if entry.is_dir() or entry.suffix.lower() not in VIDEO_EXTENSIONS:
-            check.add("error", f"not a video: expected <participant_id>_<side>_<plane> with extension "
-                      f"{', '.join(VIDEO_EXTENSIONS)}", entry)
+            check.add("error", f"not a video: expected <participant_id>_<side>_<plane> {EXPECTED_VIDEO}", entry)
             continue
         videos.append(entry)
+        _note_video_name(entry, check)
     return videos
+
+
+def _note_video_name(path: Path, check: DataCheck) -> None:
+    """NOTE lines for a video name the pipeline accepts although it is not in the documented form."""
+    ext = path.suffix
+    if ext.lower() in (".mov", ".m4v", ".mkv"):
+        check.add("note", f"{ext.lower().lstrip('.')} container: read with OpenCV (FFmpeg) like .mp4", path)
+    if ext != ext.lower():
+        check.add("note", f"extension {ext!r} read as {ext.lower()!r}", path)
+    canonical = canonical_stem(path.stem)
+    if canonical != path.stem:
+        check.add("note", f"name read as video {canonical!r} (side and plane in any letter case)", path)
 
 
 def check_video_names(videos: Sequence[Path], wrists: list[tuple[int, str, str]] | None, layout: DataLayout,
@@ -251,7 +282,7 @@ def check_video_names(videos: Sequence[Path], wrists: list[tuple[int, str, str]]
     """Every video name must be a cohort wrist + known plane; every wrist needs a video per plane."""
     by_stem: dict[str, list[Path]] = {}
     for path in videos:
-        by_stem.setdefault(path.stem, []).append(path)
+        by_stem.setdefault(canonical_stem(path.stem), []).append(path)
     for stem, paths in by_stem.items():
         if len(paths) > 1:
             used = layout.find_video(stem)
@@ -261,13 +292,14 @@ def check_video_names(videos: Sequence[Path], wrists: list[tuple[int, str, str]]
         return
     known = {(pid, side) for _, pid, side in wrists}
     side_unknown = {pid for _, pid, side in wrists if not side}  # bad side already reported in cohort.csv
-    for path in (paths[0] for paths in by_stem.values()):  # one verdict per stem
-        parts = path.stem.rsplit("_", 2)
+    for stem, paths in by_stem.items():  # one verdict per stem
+        path = paths[0]
+        parts = stem.rsplit("_", 2)
         if len(parts) != 3:
             check.add("error", "name must be <participant_id>_<side>_<plane>, e.g. S001_L_transverse", path)
-        elif parts[2] not in PLANES:
-            check.add("error", f"unknown plane name {parts[2]!r}; expected {' or '.join(PLANES)}", path)
-        elif parts[1] not in SIDES:
+        elif parts[2].lower() not in PLANES:
+            check.add("error", f"unknown plane name {parts[2]!r}; expected {' or '.join(PLANES)} (any letter case)", path)
+        elif parts[1].upper() not in SIDES:
             check.add("error", f"unknown side {parts[1]!r}; expected {' or '.join(SIDES)}", path)
         elif (parts[0], parts[1]) not in known and parts[0] not in side_unknown:
             check.add("error", f"matches no cohort wrist: cohort.csv has no row with participant_id {parts[0]!r} "
@@ -280,7 +312,7 @@ def check_video_names(videos: Sequence[Path], wrists: list[tuple[int, str, str]]
         for plane in PLANES:
             stem = video_stem(pid, side, plane)
             if layout.find_video(stem) is None:
-                check.add("error", f"wrist {pid} {side} has no {plane} video (expected videos/{stem}.mp4, .avi or .dcm)",
+                check.add("error", f"wrist {pid} {side} has no {plane} video (expected videos/{stem} {EXPECTED_VIDEO})",
                           layout.cohort_csv, row=row)
 
 
@@ -324,6 +356,11 @@ def _note_conversions(raw: np.ndarray, header: VideoHeader, check: DataCheck) ->
                   f"(v * 255 / {2**bits - 1}, ctslib.video.to_gray8)", header.path)
     if header.invert:
         check.add("info", "MONOCHROME1 (low values bright) will be inverted to MONOCHROME2", header.path)
+    if header.photometric == "PALETTE COLOR":
+        check.add("info", "PALETTE COLOR frames: the file's colour palette is applied (pydicom apply_color_lut), "
+                  "then converted to 8-bit grayscale", header.path)
+    elif header.photometric.startswith("YBR"):
+        check.add("info", f"{header.photometric} frames: converted to RGB (pydicom), then to 8-bit grayscale", header.path)
 
 
 # -- masks ---------------------------------------------------------------------------------------
@@ -334,19 +371,22 @@ def check_masks(layout: DataLayout, headers: dict[str, VideoHeader], video_stems
     folder = layout.masks_dir
     if not folder.is_dir():
         return
+    canonical_videos = {canonical_stem(s) for s in video_stems}
     for entry in sorted(folder.iterdir()):
-        if entry.name.startswith("."):
+        if is_os_litter(entry.name) or entry.name.startswith("."):
             continue
         if not (entry.is_dir() or entry.suffix.lower() == ".npz"):
             check.add("error", "not a mask: expected masks/<video stem>.npz or masks/<video stem>/<frame>.png", entry)
             continue
-        stem = entry.name if entry.is_dir() else entry.stem
-        if stem not in video_stems:
-            check.add("error", f"matches no video: videos/ has no {stem}.mp4, .avi or .dcm", entry)
+        stem = canonical_stem(entry.name if entry.is_dir() else entry.stem)
+        if stem not in canonical_videos:
+            check.add("error", f"matches no video: videos/ has no {stem} {EXPECTED_VIDEO}", entry)
             continue
         if find_masks(layout, stem) != entry:
             check.add("warning", f"both masks/{stem}.npz and masks/{stem}/ exist; only the .npz is used", entry)
             continue
+        if entry.is_dir():
+            _note_mask_folder(entry, check)
         header = headers.get(stem)
         if header is None:
             continue  # the video is unreadable (reported); its size is unknown
@@ -358,11 +398,18 @@ def check_masks(layout: DataLayout, headers: dict[str, VideoHeader], video_stems
         _check_mask_frames(entry, sorted(masks), header, check)
 
 
+def _note_mask_folder(folder: Path, check: DataCheck) -> None:
+    """NOTE for mask images in TIFF (read like PNG)."""
+    tiffs = [p for p in folder.iterdir() if p.suffix.lower() in (".tif", ".tiff") and not is_os_litter(p.name)]
+    if tiffs:
+        check.add("note", f"{len(tiffs)} TIFF mask image(s) read like PNG (label 1 or 255 = nerve)", folder)
+
+
 def _check_mask_frames(entry: Path, indices: list[int], header: VideoHeader, check: DataCheck) -> None:
-    outside = [i for i in indices if not 0 <= i < header.n_frames]
-    if outside:
-        check.add("error", f"masks for source frames {outside[:5]}{' ...' if len(outside) > 5 else ''} but the video "
-                  f"has frames 0-{header.n_frames - 1}", entry)
+    try:
+        check_mask_frames(indices, header.n_frames, entry)
+    except InputError as err:
+        check.add_error(err)
     used = set(header.schedule(TARGET_FPS)["source_index"].tolist()) & set(indices)
     if indices and not used:
         check.add("warning", f"none of the {len(indices)} masks is on a frame extracted at {TARGET_FPS:g} fps "
@@ -411,16 +458,17 @@ def inspect_data(layout: DataLayout, deep: bool = False) -> DataCheck:
     headers: dict[str, VideoHeader] = {}
     unreadable: set[str] = set()
     for path in videos:
-        used = layout.find_video(path.stem)
+        stem = canonical_stem(path.stem)
+        used = layout.find_video(stem)
         if used is not None and used != path:
             continue  # a second file with the same stem is never read by the pipeline
-        settings = acquisition.for_video(path.stem) if acquisition else FALLBACK_SETTINGS
+        settings = acquisition.for_video(stem) if acquisition else FALLBACK_SETTINGS
         header = check_video(path, settings, deep, check)
         if header is None:
-            unreadable.add(path.stem)
+            unreadable.add(stem)
         else:
-            headers[path.stem] = header
-    check_masks(layout, headers, {p.stem for p in videos}, check)
+            headers[stem] = header
+    check_masks(layout, headers, {canonical_stem(p.stem) for p in videos}, check)
     check_accept_list(layout, headers, unreadable, check)
     return check
 
@@ -462,10 +510,11 @@ def report(check: DataCheck, deep: bool) -> str:
     counts = {s: sum(p.severity == s for p in check.problems) for s in SEVERITIES}
     mode = "every frame decoded" if deep else "first frame of each video decoded; --deep decodes every frame"
     lines = [f"Checking {check.root} ({mode})", *map(str, problems), "", *summary_lines(check), ""]
+    accepted = f"{counts['note']} note(s) on accepted variants, {counts['info']} conversion(s)"
     if counts["error"] or counts["warning"]:
-        lines.append(f"PROBLEMS: {counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} note(s).")
+        lines.append(f"PROBLEMS: {counts['error']} error(s), {counts['warning']} warning(s), {accepted}.")
     else:
-        lines.append(f"OK: no problems found ({counts['info']} note(s)).")
+        lines.append(f"OK: no problems found ({accepted}).")
     return "\n".join(lines)
 
 

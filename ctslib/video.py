@@ -3,14 +3,20 @@
 The paper extracted frames "at 5 fps with OpenCV" and fed 256 x 256 grayscale images to its CNNs.
 This module makes each of those steps explicit and testable:
 
-* ``read_acquisition``: ``acquisition.json`` (pixel spacing, fallback frame rate, per-video overrides);
+* ``read_acquisition``: ``acquisition.json`` (re-exported from ``ctslib.acquisition``, its one reader);
 * ``sample_frames``: which source frames a ``TARGET_FPS`` sampling takes, for any source rate
   (30, 25, 24, 10, 29.97 ... or a DICOM frame-time vector), as a pure function of the frame times;
 * ``probe_video`` / ``extract_video``: decode sequentially (OpenCV ``grab()`` for frames we skip,
   ``retrieve()`` only for frames we keep; DICOM cine through pydicom, decoding only the kept frames);
 * ``to_gray8`` / ``resize_frame``: grayscale 8-bit, ``FRAME_SIZE`` x ``FRAME_SIZE``, and the pixel
   spacing that results (the resize is anisotropic when the source is not square, as in the paper);
-* ``read_masks``: nerve masks of the source frames, resized with nearest-neighbour.
+  ``prepare_frame`` first cuts a screen capture to its image region (``ctslib.region``) and blanks
+  burned-in text, and ``resized_spacing`` is given the region's shape;
+* ``read_masks``: nerve masks of the source frames (npz, or a folder of PNG/TIFF images numbered by
+  source frame from 0), cut to the same region, resized with nearest-neighbour.
+
+File names: side, plane and extension in any letter case, ``.mp4 .avi .dcm .mov .m4v .mkv``; OS
+litter ignored (``ctslib.paths``). DICOM: grey, RGB, YBR and PALETTE COLOR (``DICOM_PHOTOMETRIC``).
 
 Timing precedence (docs/pipeline.md): DICOM timing tags, then the container's frame rate, then the
 ``fps`` of ``acquisition.json`` (per-video override first). Spacing precedence: DICOM
@@ -24,7 +30,6 @@ Every unreadable input raises ``ctslib.errors.InputError`` naming the file.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -38,8 +43,17 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from ctslib.acquisition import (  # noqa: F401  (re-exported: stage 02 and the validator import them from here)
+    ACQUISITION_OVERRIDE_KEYS,
+    Acquisition,
+    VideoSettings,
+    parse_acquisition,
+    read_acquisition,
+)
 from ctslib.errors import InputError
-from ctslib.paths import DataLayout
+from ctslib.handoff import write_png as write_png_atomic
+from ctslib.paths import DataLayout, canonical_stem, is_os_litter
+from ctslib.region import Region, blank_boxes, inpaint_overlay, overlay_mask
 
 TARGET_FPS: float = 5.0
 """Frames per second extracted from every video (the paper: 5 fps)."""
@@ -53,117 +67,7 @@ TIME_TOLERANCE_S: float = 1e-6
 MAX_PLAUSIBLE_FPS: float = 1000.0
 """A container frame rate above this (or <= 0, NaN) is treated as missing."""
 
-ACQUISITION_OVERRIDE_KEYS: tuple[str, ...] = ("pixel_spacing_mm", "fps")
-
-
-# -- acquisition.json ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class VideoSettings:
-    """Fallback acquisition settings of one video (after per-video overrides)."""
-
-    pixel_spacing_mm: tuple[float, float]
-    fps: float | None
-
-
-@dataclass(frozen=True)
-class Acquisition:
-    """The validated content of ``acquisition.json``."""
-
-    source: str
-    probe: str
-    pixel_spacing_mm: tuple[float, float]
-    fps: float | None
-    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-
-    @property
-    def is_synthetic(self) -> bool:
-        """True for generated data: results then validate the pipeline, not the clinical claim."""
-        return self.source.strip().lower() == "synthetic"
-
-    def for_video(self, stem: str) -> VideoSettings:
-        """Settings of the video ``stem``: the per-video override where given, else the global value."""
-        override = self.overrides.get(stem, {})
-        return VideoSettings(
-            pixel_spacing_mm=override.get("pixel_spacing_mm", self.pixel_spacing_mm),
-            fps=override.get("fps", self.fps),
-        )
-
-
-def _spacing(value: Any, *, file: Path | str | None, column: str) -> tuple[float, float]:
-    """``[row, col]`` spacing in mm (a single number means isotropic), positive and finite."""
-    values = [value, value] if isinstance(value, (int, float)) and not isinstance(value, bool) else value
-    if not isinstance(values, (list, tuple)) or len(values) != 2:
-        raise InputError(f"must be [row_mm, col_mm] (two numbers), got {value!r}", file=file, column=column)
-    try:
-        out = (float(values[0]), float(values[1]))
-    except (TypeError, ValueError):
-        raise InputError(f"must be two numbers, got {value!r}", file=file, column=column) from None
-    if not all(math.isfinite(v) and v > 0 for v in out):
-        raise InputError(f"spacings must be positive, got {value!r}", file=file, column=column)
-    return out
-
-
-def _fps(value: Any, *, file: Path | str | None, column: str) -> float | None:
-    """A positive frame rate, or None when the value is null."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise InputError(f"must be a positive number of frames per second or null, got {value!r}", file=file, column=column)
-    return float(value)
-
-
-def parse_acquisition(raw: Any, *, file: Path | str | None = None) -> Acquisition:
-    """Validate the parsed JSON of ``acquisition.json`` (pure; see ``read_acquisition``).
-
-    Required: ``source`` (text), ``pixel_spacing_mm``. Optional: ``probe``, ``fps`` (used only when
-    a container has no frame rate) and ``videos`` = ``{stem: {"pixel_spacing_mm": ..., "fps": ...}}``.
-    Unknown top-level keys are ignored (free metadata); unknown per-video keys are errors, because a
-    misspelt override would otherwise be silently ignored.
-    """
-    if not isinstance(raw, Mapping):
-        raise InputError("must be a JSON object", file=file)
-    source = raw.get("source")
-    if not isinstance(source, str) or not source.strip():
-        raise InputError('needs "source" (e.g. "real" or "synthetic")', file=file, column="source")
-    if "pixel_spacing_mm" not in raw:
-        raise InputError('needs "pixel_spacing_mm": [row_mm, col_mm]', file=file, column="pixel_spacing_mm")
-    spacing = _spacing(raw["pixel_spacing_mm"], file=file, column="pixel_spacing_mm")
-    fps = _fps(raw.get("fps"), file=file, column="fps")
-    probe = raw.get("probe") or ""
-    if not isinstance(probe, str):
-        raise InputError(f"must be text, got {probe!r}", file=file, column="probe")
-    videos = raw.get("videos") or {}
-    if not isinstance(videos, Mapping):
-        raise InputError("must be an object {video stem: {...}}", file=file, column="videos")
-    overrides: dict[str, dict[str, Any]] = {}
-    for stem, entry in videos.items():
-        column = f"videos.{stem}"
-        if not isinstance(entry, Mapping):
-            raise InputError("must be an object", file=file, column=column)
-        unknown = sorted(set(entry) - set(ACQUISITION_OVERRIDE_KEYS))
-        if unknown:
-            raise InputError(f"unknown keys {unknown}; allowed: {list(ACQUISITION_OVERRIDE_KEYS)}", file=file, column=column)
-        parsed: dict[str, Any] = {}
-        if "pixel_spacing_mm" in entry:
-            parsed["pixel_spacing_mm"] = _spacing(entry["pixel_spacing_mm"], file=file, column=f"{column}.pixel_spacing_mm")
-        if "fps" in entry:
-            parsed["fps"] = _fps(entry["fps"], file=file, column=f"{column}.fps")
-        overrides[str(stem)] = parsed
-    return Acquisition(source=source.strip(), probe=probe, pixel_spacing_mm=spacing, fps=fps, overrides=overrides)
-
-
-def read_acquisition(layout: DataLayout) -> Acquisition:
-    """Read and validate ``DATA/acquisition.json`` (InputError naming the file when it is bad)."""
-    path = layout.acquisition_json
-    if not path.exists():
-        raise InputError("missing: every data folder needs acquisition.json (see docs/pipeline.md)", file=path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise InputError(f"is not valid JSON ({err.msg}, line {err.lineno})", file=path) from None
-    return parse_acquisition(raw, file=path)
+# -- acquisition.json: one reader, ``ctslib.acquisition`` (re-exported here for stage 02) ---------------
 
 
 # -- sampling ------------------------------------------------------------------------------------
@@ -308,6 +212,8 @@ class VideoHeader:
     bits_stored: int | None = None
     channel_order: str = "bgr"
     invert: bool = False  # DICOM MONOCHROME1: low values are bright
+    photometric: str = ""  # DICOM PhotometricInterpretation ("" for OpenCV videos)
+    palette: np.ndarray | None = field(default=None, repr=False)  # PALETTE COLOR: (entries, 3) uint8 RGB
 
     @property
     def fps(self) -> float:
@@ -457,9 +363,10 @@ def _probe_dicom(path: Path, settings: VideoSettings) -> VideoHeader:
         raise InputError("DICOM file lacks Rows/Columns/NumberOfFrames", file=path) from None
     if n_frames <= 0 or height <= 0 or width <= 0:
         raise InputError("DICOM file has no frames", file=path)
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-    if photometric not in ("MONOCHROME1", "MONOCHROME2", "RGB") and not photometric.startswith("YBR"):
-        raise InputError(f"unsupported PhotometricInterpretation '{photometric}'", file=path)
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    if photometric not in DICOM_PHOTOMETRIC:
+        raise InputError(f"unsupported PhotometricInterpretation '{photometric}'; readable: {', '.join(DICOM_PHOTOMETRIC)}", file=path)
+    palette = dicom_palette(ds, path) if photometric == "PALETTE COLOR" else None
     times, timing = dicom_frame_times(ds, n_frames)
     if times is None:
         if n_frames == 1:
@@ -485,7 +392,37 @@ def _probe_dicom(path: Path, settings: VideoSettings) -> VideoHeader:
         bits_stored=int(ds.get("BitsStored") or ds.get("BitsAllocated") or 8),
         channel_order="rgb",
         invert=photometric == "MONOCHROME1",
+        photometric=photometric,
+        palette=palette,
     )
+
+
+DICOM_PHOTOMETRIC: tuple[str, ...] = (
+    "MONOCHROME2", "MONOCHROME1", "RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT",
+    "PALETTE COLOR",
+)
+"""Photometric interpretations read: grey (MONOCHROME1 inverted), RGB, YBR (pydicom converts it to RGB
+while decoding: ``convert_color_space``) and PALETTE COLOR (indices looked up in the file's colour
+palette: ``apply_color_lut``); every colour frame then becomes grey by BT.601 luma (``to_gray8``)."""
+
+
+def dicom_palette(ds: Any, path: Path) -> np.ndarray:
+    """The RGB colour of every stored index of a PALETTE COLOR file, as a (2**BitsStored, 3) uint8 table.
+
+    pydicom's ``apply_color_lut`` reads the palette (Red/Green/BluePaletteColorLookupTable
+    Descriptor and Data, segmented or not); 16-bit palette entries are scaled to 8 bits.
+    """
+    from pydicom.pixels import apply_color_lut
+
+    bits = int(ds.get("BitsStored") or ds.get("BitsAllocated") or 8)
+    indices = np.arange(2 ** min(bits, 16), dtype=np.uint16 if bits > 8 else np.uint8).reshape(1, -1)
+    try:
+        rgb = np.asarray(apply_color_lut(indices, ds))[0]
+    except Exception as err:  # pydicom raises ValueError/AttributeError/KeyError for a missing or bad palette
+        raise InputError(f"PALETTE COLOR file without a usable colour palette ({type(err).__name__}: {err})", file=path) from None
+    if rgb.dtype != np.uint8:
+        rgb = np.clip(np.rint(rgb.astype(np.float64) / 257.0), 0, 255).astype(np.uint8) if rgb.max() > 255 else rgb.astype(np.uint8)
+    return np.ascontiguousarray(rgb)
 
 
 # -- decoding ------------------------------------------------------------------------------------
@@ -540,6 +477,8 @@ def _iter_dicom(header: VideoHeader, wanted: list[int]) -> Iterator[tuple[int, n
         with open(header.path, "rb") as handle:
             if header.n_frames == 1:
                 frames = iter_pixels(handle)
+            elif header.photometric == "YBR_FULL_422":
+                frames = _one_by_one(handle, wanted)
             else:
                 frames = iter_pixels(handle, indices=wanted)
             decoded = 0
@@ -552,6 +491,15 @@ def _iter_dicom(header: VideoHeader, wanted: list[int]) -> Iterator[tuple[int, n
         raise InputError(f"DICOM pixel data cannot be decoded ({type(err).__name__}: {err})", file=header.path) from None
 
 
+def _one_by_one(handle: Any, wanted: list[int]) -> Iterator[np.ndarray]:
+    """Frames decoded one call each: pydicom 3.0 mis-reads several indices of native YBR_FULL_422 in one call."""
+    from pydicom.pixels import iter_pixels
+
+    for index in wanted:
+        handle.seek(0)
+        yield from iter_pixels(handle, indices=[index])
+
+
 # -- extraction ----------------------------------------------------------------------------------
 
 
@@ -562,6 +510,7 @@ class ExtractedVideo:
     header: VideoHeader
     frames: pd.DataFrame  # sample_index, source_index, time_s, spacing_row_mm, spacing_col_mm
     images: np.ndarray = field(repr=False)  # (N, FRAME_SIZE, FRAME_SIZE) uint8
+    region: Region | None = None
 
     @property
     def source_shape(self) -> tuple[int, int]:
@@ -583,23 +532,51 @@ def blank_text_bands(gray: np.ndarray, bands: Sequence[Sequence[float]]) -> np.n
     return out
 
 
-def prepare_frame(
-    raw: np.ndarray, header: VideoHeader, frame_size: int = FRAME_SIZE, text_bands: Sequence[Sequence[float]] = ()
-) -> np.ndarray:
-    """One decoded frame -> 8-bit grayscale ``frame_size`` square (checks its size against the header).
+def colour_frame(raw: np.ndarray, header: VideoHeader) -> np.ndarray:
+    """A decoded frame as the picture it shows: PALETTE COLOR indices looked up in the palette, else as is."""
+    if header.palette is not None and raw.ndim == 2:
+        return header.palette[np.clip(raw.astype(np.int64), 0, len(header.palette) - 1)]
+    return raw
 
-    ``text_bands`` (fractions of the height) are blacked out first, see ``blank_text_bands``.
-    """
+
+def source_gray(raw: np.ndarray, header: VideoHeader) -> np.ndarray:
+    """One decoded frame as 8-bit grey at source resolution (palette applied, MONOCHROME1 inverted)."""
     if raw.shape[:2] != (header.height, header.width):
         raise InputError(
             f"frame size {raw.shape[1]}x{raw.shape[0]} differs from the video's {header.width}x{header.height}",
             file=header.path,
         )
-    gray = to_gray8(raw, channel_order=header.channel_order, bits_stored=header.bits_stored)
-    if header.invert:
-        gray = 255 - gray
+    picture = colour_frame(raw, header)
+    bits = None if picture is not raw else header.bits_stored
+    gray = to_gray8(picture, channel_order=header.channel_order, bits_stored=bits)
+    return 255 - gray if header.invert else gray
+
+
+def prepare_frame(
+    raw: np.ndarray,
+    header: VideoHeader,
+    frame_size: int = FRAME_SIZE,
+    text_bands: Sequence[Sequence[float]] = (),
+    *,
+    region: Region | None = None,
+    text_boxes: Sequence[tuple[int, int, int, int]] = (),
+    mask_overlay: bool = False,
+) -> np.ndarray:
+    """One decoded frame -> 8-bit grayscale ``frame_size`` square (checks its size against the header).
+
+    In order: colour overlays inpainted (``mask_overlay``, ``ctslib.region.inpaint_overlay``); the
+    frame cut to the image ``region`` (screen captures); ``text_bands`` (fractions of the region's
+    height, see ``blank_text_bands``) and ``text_boxes`` (pixels of the region) blacked out; resize.
+    """
+    gray = source_gray(raw, header)
+    if mask_overlay:
+        gray = inpaint_overlay(gray, overlay_mask(colour_frame(raw, header), header.channel_order))
+    if region is not None:
+        gray = region.crop(gray)
     if text_bands:
         gray = blank_text_bands(gray, text_bands)
+    if text_boxes:
+        gray = blank_boxes(gray, text_boxes)
     return resize_frame(gray, frame_size)
 
 
@@ -609,31 +586,80 @@ def extract_video(
     target_fps: float = TARGET_FPS,
     frame_size: int = FRAME_SIZE,
     text_bands: Sequence[Sequence[float]] = (),
+    region: Region | None = None,
+    text_boxes: Sequence[tuple[int, int, int, int]] = (),
+    mask_overlay: bool = False,
 ) -> ExtractedVideo:
     """Decode the ``target_fps`` frames of a probed video as ``frame_size`` 8-bit grayscale images.
 
-    ``text_bands``: (top, bottom) height fractions blacked out before resizing (burned-in text).
+    ``region``: the image region the frames are cut to (``ctslib.region.find_region``); the pixel
+    spacing of the output is that of the region resized to ``frame_size``. ``text_bands`` (height
+    fractions of the region), ``text_boxes`` (pixels of the region) and ``mask_overlay``: see
+    ``prepare_frame``.
     """
     schedule = header.schedule(target_fps)
     images = np.empty((len(schedule), frame_size, frame_size), dtype=np.uint8)
     row_of = {int(s): i for i, s in enumerate(schedule["source_index"])}
     for index, raw in iter_source_frames(header, schedule["source_index"].tolist()):
-        images[row_of[index]] = prepare_frame(raw, header, frame_size, text_bands)
-    row_mm, col_mm = resized_spacing(header.pixel_spacing_mm, (header.height, header.width), frame_size)
+        images[row_of[index]] = prepare_frame(raw, header, frame_size, text_bands, region=region,
+                                              text_boxes=text_boxes, mask_overlay=mask_overlay)
+    shape = region.size if region is not None else (header.height, header.width)
+    row_mm, col_mm = resized_spacing(header.pixel_spacing_mm, shape, frame_size)
     frames = schedule.assign(spacing_row_mm=row_mm, spacing_col_mm=col_mm)
-    return ExtractedVideo(header=header, frames=frames.reset_index(drop=True), images=images)
+    return ExtractedVideo(header=header, frames=frames.reset_index(drop=True), images=images, region=region)
 
 
 # -- masks ---------------------------------------------------------------------------------------
 
 
+MASK_IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".tif", ".tiff")
+"""Image files read from a mask folder ``masks/<stem>/<source frame>.<ext>`` (any letter case)."""
+
+
 def find_masks(layout: DataLayout, stem: str) -> Path | None:
-    """The masks of video ``stem``: ``masks/<stem>.npz`` or the folder ``masks/<stem>/``, or None."""
-    npz = layout.masks_dir / f"{stem}.npz"
-    if npz.exists():
-        return npz
-    folder = layout.masks_dir / stem
-    return folder if folder.is_dir() else None
+    """The masks of video ``stem``: ``masks/<stem>.npz`` or the folder ``masks/<stem>/``, or None.
+
+    Side and plane match in any letter case (as video names do); OS litter is ignored.
+    """
+    if not layout.masks_dir.is_dir():
+        return None
+    wanted = canonical_stem(stem)
+    entries = [e for e in sorted(layout.masks_dir.iterdir()) if not is_os_litter(e.name)]
+    npz = [e for e in entries if e.suffix.lower() == ".npz" and e.is_file() and canonical_stem(e.stem) == wanted]
+    if npz:
+        return npz[0]
+    folders = [e for e in entries if e.is_dir() and canonical_stem(e.name) == wanted]
+    return folders[0] if folders else None
+
+
+def mask_indices(path: str | Path) -> list[int]:
+    """Source-frame numbers that have a mask in an npz file or mask folder (no pixels decoded)."""
+    path = Path(path)
+    if path.is_dir():
+        return sorted(index for index, _ in _mask_files(path))
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "index" not in data:
+                raise InputError("mask file needs arrays 'index' and 'mask'", file=path)
+            return sorted(int(i) for i in np.asarray(data["index"]).ravel())
+    except (OSError, ValueError) as err:
+        raise InputError(f"mask file cannot be read ({err})", file=path) from None
+
+
+def check_mask_frames(indices: Sequence[int], n_frames: int, file: str | Path) -> None:
+    """Masks must lie on frames of the video (0 ... n_frames - 1); else they would land on wrong frames.
+
+    Raises:
+        InputError naming the mask file, with a hint when the numbers look 1-based (1 ... n_frames).
+    """
+    outside = sorted(int(i) for i in indices if not 0 <= int(i) < n_frames)
+    if not outside:
+        return
+    shown = f"{outside[:5]}{' ...' if len(outside) > 5 else ''}"
+    message = f"masks for source frames {shown} but the video has frames 0-{n_frames - 1}"
+    if min(indices) >= 1 and max(indices) == n_frames:
+        message += "; the masks look numbered from 1: number them by source frame starting at 0 (first frame = 0)"
+    raise InputError(message, file=file)
 
 
 def _nerve(labels: np.ndarray) -> np.ndarray:
@@ -656,8 +682,9 @@ def read_masks(
     source_indices: Sequence[int] | None = None,
     *,
     frame_size: int = FRAME_SIZE,
+    region: Region | None = None,
 ) -> dict[int, np.ndarray]:
-    """Nerve masks of the requested source frames, resized to ``frame_size`` (nearest-neighbour).
+    """Nerve masks of the requested source frames, cut to ``region`` like their frames, resized to ``frame_size`` (nearest-neighbour).
 
     Args:
         path: ``<stem>.npz`` (arrays ``index`` (N,) source-frame numbers and ``mask`` (N,H,W)) or a
@@ -682,26 +709,47 @@ def read_masks(
                 f"{source_shape[1]}x{source_shape[0]}",
                 file=where,
             )
-        masks[index] = resize_mask(_nerve(labels), frame_size)
+        nerve = _nerve(labels)
+        masks[index] = resize_mask(region.crop(nerve) if region is not None else nerve, frame_size)
     return masks
 
 
+def _mask_files(folder: Path) -> list[tuple[int, Path]]:
+    """``(source_index, file)`` of every mask image in a mask folder; OS litter ignored.
+
+    Raises:
+        InputError for a file that is not ``<source frame number>.png|.tif|.tiff`` (it would
+        otherwise be ignored without a word).
+    """
+    files = []
+    for entry in sorted(folder.iterdir()):
+        if is_os_litter(entry.name):
+            continue
+        if entry.is_dir() or entry.suffix.lower() not in MASK_IMAGE_EXTENSIONS:
+            raise InputError("not a mask image: expected <source frame number>.png (or .tif), e.g. 12.png", file=entry)
+        if not entry.stem.isdigit():
+            raise InputError("mask image names must be source frame numbers, e.g. 12.png", file=entry)
+        files.append((int(entry.stem), entry))
+    numbers = [i for i, _ in files]
+    if len(set(numbers)) != len(numbers):
+        twice = sorted({i for i in numbers if numbers.count(i) > 1})
+        raise InputError(f"several mask images for source frame(s) {twice[:5]} (e.g. 7.png and 007.png)", file=folder)
+    return files
+
+
 def _mask_items(path: Path, wanted: set[int] | None) -> Iterator[tuple[int, np.ndarray, Path]]:
-    """``(source_index, label image, file)`` of every mask in an npz file or PNG folder."""
+    """``(source_index, label image, file)`` of every mask in an npz file or mask image folder."""
     if path.is_dir():
         from PIL import Image
 
-        for png in sorted(path.glob("*.png")):
-            if not png.stem.isdigit():
-                raise InputError("mask PNG names must be source frame numbers, e.g. 12.png", file=png)
-            index = int(png.stem)
+        for index, image_file in _mask_files(path):
             if wanted is None or index in wanted:
                 try:
-                    with Image.open(png) as image:
+                    with Image.open(image_file) as image:
                         labels = np.array(image)  # palette PNGs give label indices, not colours
                 except OSError as err:
-                    raise InputError(f"mask cannot be read ({err})", file=png) from None
-                yield index, labels, png
+                    raise InputError(f"mask cannot be read ({err})", file=image_file) from None
+                yield index, labels, image_file
         return
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -728,9 +776,8 @@ def frame_id(wrist_id: str, plane: str, sample_index: int) -> str:
 
 
 def write_png(path: Path, image: np.ndarray) -> None:
-    """Write an 8-bit image as PNG (raises OSError when OpenCV cannot write it)."""
-    if not cv2.imwrite(str(path), image):
-        raise OSError(f"cannot write {path}")
+    """Write an 8-bit image as PNG atomically (``ctslib.handoff.write_png``; OSError when it cannot)."""
+    write_png_atomic(path, image)
 
 
 @contextmanager
@@ -782,8 +829,8 @@ class VideoJob:
 
     @property
     def stem(self) -> str:
-        """The video's file stem (source participant id: never written to outputs)."""
-        return Path(self.file).stem
+        """The video's stem, side and plane in canonical case (source participant id: never written to outputs)."""
+        return canonical_stem(Path(self.file).stem)
 
     @property
     def label(self) -> str:

@@ -7,8 +7,14 @@ from pathlib import Path
 import numpy as np
 
 
-def write_dicom(path: Path, frames: np.ndarray, *, pixel_data: bool = True, **tags) -> Path:
-    """A minimal multi-frame ultrasound DICOM file with a patient name that must never leak."""
+def write_dicom(path: Path, frames: np.ndarray, *, pixel_data: bool = True, photometric: str | None = None,
+                pixel_bytes: bytes | None = None, **tags) -> Path:
+    """A minimal multi-frame ultrasound DICOM file with a patient name that must never leak.
+
+    ``frames`` (N, rows, cols[, 3]) sets the size; ``photometric`` overrides the interpretation
+    (default MONOCHROME2 or RGB) and ``pixel_bytes`` the stored pixel data (e.g. YBR_FULL_422's
+    sub-sampled bytes, which are not ``frames.tobytes()``).
+    """
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, UltrasoundMultiFrameImageStorage, generate_uid
     from pydicom import Dataset
@@ -30,7 +36,7 @@ def write_dicom(path: Path, frames: np.ndarray, *, pixel_data: bool = True, **ta
     ds.Rows, ds.Columns = rows, cols
     color = frames.ndim == 4
     ds.SamplesPerPixel = 3 if color else 1
-    ds.PhotometricInterpretation = "RGB" if color else "MONOCHROME2"
+    ds.PhotometricInterpretation = photometric or ("RGB" if color else "MONOCHROME2")
     if color:
         ds.PlanarConfiguration = 0
     bits = 16 if frames.dtype == np.uint16 else 8
@@ -41,6 +47,6 @@ def write_dicom(path: Path, frames: np.ndarray, *, pixel_data: bool = True, **ta
     for key, value in tags.items():
         setattr(ds, key, value)
     if pixel_data:
-        ds.PixelData = np.ascontiguousarray(frames).tobytes()
+        ds.PixelData = pixel_bytes if pixel_bytes is not None else np.ascontiguousarray(frames).tobytes()
     ds.save_as(path, enforce_file_format=True)
     return path

@@ -274,3 +274,70 @@ def test_real_wrist_images_pass_absolute_checks_and_blur_is_caught():
     assert np.all(ratio < qc.QCThresholds().blur_ratio)
     vertical = np.stack([motion_blur(image, 7, vertical=True) for image in images])
     assert np.all([qc.sharpness(b) < qc.QCThresholds().blur_ratio * qc.sharpness(i) for b, i in zip(vertical, images)])
+
+
+# -- thresholds relative to the video, switches -------------------------------------------------
+
+
+def test_a_reason_can_be_switched_off_and_an_unknown_one_is_refused():
+    result = qc.qc_video(crafted_video(), qc.QCThresholds(disable=("misaligned", "blur")))
+    assert not result["auto_reason"].isin(["misaligned", "blur"]).any()
+    assert result.loc[5, "auto_reason"] == "dropout" and result.loc[8, "auto_reason"] == "frozen"
+    assert result.loc[10, "qc_similarity"] < result.loc[10, "qc_similarity_floor"]  # scored, not applied
+    with pytest.raises(ValueError, match=r"QC_DISABLE: unknown reason\(s\) \['blurred'\]"):
+        qc.QCThresholds(disable=("blurred",))
+
+
+def test_misaligned_threshold_follows_the_video_own_level():
+    video = clean_video(12)
+    level = 0.7  # a video whose frames agree less with their median (a real, moving scan)
+    scores = pd.Series([level] * 11 + [0.5])
+    floor = qc.similarity_floor(scores, pd.Series(True, index=scores.index), qc.QCThresholds())
+    assert floor == pytest.approx(0.9 * level)
+    assert qc.similarity_floor(pd.Series([0.99] * 12), pd.Series(True, index=range(12)), qc.QCThresholds()) == 0.85
+    assert qc.qc_video(video)["qc_similarity_floor"].iloc[0] == pytest.approx(0.85)
+
+
+def test_still_probe_is_not_frozen_but_a_repeated_frame_is():
+    rng = np.random.default_rng(3)
+    base = np.clip(clean_video(1)[0], 1, 254).astype(np.int16)
+    # probe held still on a scanner that averages frames: some pixels change by one grey
+    # level from frame to frame (mean difference about 0.0011, below the absolute frozen threshold 0.002)
+    video = np.stack([(base + (rng.random(base.shape) < 0.15) * rng.choice([-1, 1], base.shape)).astype(np.uint8)
+                      for _ in range(10)])
+    video[6] = video[5]
+    old = qc.qc_video(video, qc.QCThresholds(frozen_ratio=1e9))  # the absolute threshold alone
+    assert (old["auto_reason"] == "frozen").sum() >= 8
+    result = qc.qc_video(video)
+    assert result["auto_reason"].tolist().count("frozen") == 1 and result.loc[6, "auto_reason"] == "frozen"
+
+
+def real_images(count: int) -> list[np.ndarray]:
+    paths = sorted((USGRA_SEG_DIR / "dataset" / "images").glob("*.png"))
+    return [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in paths[:: max(1, len(paths) // count)][:count]]
+
+
+def hand_held(image: np.ndarray, other: np.ndarray, seed: int, n: int = 20, drift_px: float = 60.0) -> np.ndarray:
+    """A real image in a moving hand: random sway, a slide along the limb into the next anatomy, noise, gain."""
+    rng = np.random.default_rng(seed)
+    h, w = image.shape
+    other = cv2.resize(other, (w, h))
+    frames, sway = [], np.zeros(2)
+    for i in range(n):
+        t = i / (n - 1)
+        sway = np.clip(sway + rng.normal(0, 3.0, 2), -12, 12)
+        m = np.float32([[1, 0, (t - 0.5) * 2 * drift_px + sway[0]], [0, 1, sway[1]]])
+        a = cv2.warpAffine(image.astype(np.float32), m, (w, h), borderMode=cv2.BORDER_REFLECT)
+        b = cv2.warpAffine(other.astype(np.float32), m, (w, h), borderMode=cv2.BORDER_REFLECT)
+        frame = ((1 - 0.5 * t) * a + 0.5 * t * b) * rng.normal(1.0, 0.03) + rng.normal(0, 4, a.shape)
+        frames.append(resize_frame(np.clip(frame, 0, 255).astype(np.uint8)))
+    return np.stack(frames)
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not (USGRA_SEG_DIR / "dataset" / "images").is_dir(), reason="usgra-seg data absent")
+def test_real_pixel_videos_keep_most_frames():
+    images = real_images(12)
+    videos = [hand_held(images[i], images[(i + 1) % len(images)], seed=i) for i in range(len(images))]
+    kept = np.mean([qc.qc_video(v)["auto_kept"].mean() for v in videos])
+    assert kept >= 0.75, f"QC kept only {kept:.0%} of real-pixel frames"

@@ -148,7 +148,7 @@ def test_usage_errors_exit_2(tmp_path, capsys):
         (2, "age", "", "value is blank"),
         (1, "dml_ms", "inf", "not a finite number"),
         (3, "participant_id", "", "participant_id is blank"),
-        (3, "dominant_hand", "right", "unknown value 'right'"),
+        (3, "dominant_hand", "both", "unknown value 'both'"),
     ],
     ids=["decimal-comma", "non-numeric", "negative", "absurd", "unknown-side", "blank-age", "infinite",
          "blank-id", "unknown-hand"],
@@ -256,8 +256,8 @@ def test_video_with_unknown_plane_name(data):
 
 
 def test_file_with_unsupported_extension_in_videos(data):
-    (data.videos_dir / "S1_L_transverse.mov").write_bytes(b"\0" * 10)
-    only(problems(data), "videos/S1_L_transverse.mov", text="not a video")
+    (data.videos_dir / "S1_L_transverse.wmv").write_bytes(b"\0" * 10)
+    only(problems(data), "videos/S1_L_transverse.wmv", text="not a video")
 
 
 def test_two_files_for_one_video_stem(data):
