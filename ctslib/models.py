@@ -35,6 +35,14 @@ N_CLASSES = len(GRADES)
 DROPOUT = 0.6  # the paper's rate after every hidden dense layer
 
 
+def dropout_rates(dropout: float | Sequence[float], n_layers: int) -> list[float]:
+    """One dropout rate per hidden dense layer from a single rate or a per-layer list."""
+    rates = [float(dropout)] * n_layers if isinstance(dropout, (int, float)) else [float(r) for r in dropout]
+    if len(rates) != n_layers or not all(0.0 <= r < 1.0 for r in rates):
+        raise ValueError(f"dropout must be one rate or {n_layers} rates in [0, 1), got {dropout!r}")
+    return rates
+
+
 def _input(input_size: int) -> keras.Input:
     if int(input_size) < 8:
         raise ValueError(f"input_size must be at least 8 pixels, got {input_size}")
@@ -51,14 +59,16 @@ def conv_classifier(
     padding: str = "valid",
     pool_size: int = 2,
     kernel_size: int = 3,
-    dropout: float = DROPOUT,
+    dropout: float | Sequence[float] = DROPOUT,
     name: str = "cnn",
 ) -> keras.Model:
     """A plain conv -> [BN] -> max-pool stack, Flatten, dense + dropout blocks and a 4-way softmax.
 
     Both published models are instances of this one pattern; ``transverse_model`` and
-    ``longitudinal_model`` fix the paper's numbers.
+    ``longitudinal_model`` fix the paper's numbers. ``dropout`` is one rate for every hidden dense
+    layer or one rate per layer (0 = no dropout layer).
     """
+    rates = dropout_rates(dropout, len(dense_units))
     inputs = _input(input_size)
     x = inputs
     for i, filters in enumerate(conv_filters, start=1):
@@ -70,9 +80,10 @@ def conv_classifier(
             x = layers.BatchNormalization(name=f"bn{i}")(x)
         x = layers.MaxPooling2D(pool_size, name=f"pool{i}")(x)
     x = layers.Flatten(name="flatten")(x)
-    for i, units in enumerate(dense_units, start=1):
+    for i, (units, rate) in enumerate(zip(dense_units, rates), start=1):
         x = layers.Dense(units, activation="relu", name=f"dense{i}")(x)
-        x = layers.Dropout(dropout, name=f"dropout{i}")(x)
+        if rate > 0:
+            x = layers.Dropout(rate, name=f"dropout{i}")(x)
     outputs = layers.Dense(N_CLASSES, activation="softmax", name="grade")(x)
     return keras.Model(inputs, outputs, name=name)
 
@@ -83,7 +94,7 @@ def transverse_model(
     padding: str = "valid",
     pool_size: int = 2,
     kernel_initializer: str = "he_normal",
-    dropout: float = DROPOUT,
+    dropout: float | Sequence[float] = DROPOUT,
 ) -> keras.Model:
     """The paper's transverse-plane CNN.
 
@@ -95,7 +106,8 @@ def transverse_model(
         padding: convolution padding; the paper is silent, Keras default "valid".
         pool_size: max-pooling window and stride; the paper is silent, Keras default 2.
         kernel_initializer: convolution initialiser; the paper says he_normal.
-        dropout: rate after each hidden dense layer; the paper says 0.6.
+        dropout: rate after each hidden dense layer (one number, or one per layer: 256, 72, 16);
+            the paper says 0.6.
     """
     return conv_classifier(
         input_size, conv_filters=(16, 32, 64), dense_units=(256, 72, 16), batch_norm=True,
@@ -110,7 +122,7 @@ def longitudinal_model(
     padding: str = "valid",
     pool_size: int = 2,
     kernel_initializer: str = "glorot_uniform",
-    dropout: float = DROPOUT,
+    dropout: float | Sequence[float] = DROPOUT,
 ) -> keras.Model:
     """The paper's longitudinal-plane CNN.
 

@@ -16,8 +16,16 @@ from ctslib import GRADES
 from ctslib.gradcam import SaliencyExample
 
 
-def confusion_matrices_figure(matrices: Mapping[str, np.ndarray], *, suptitle: str | None = None) -> plt.Figure:
-    """Confusion matrices side by side (rows = NCS grade, columns = predicted), counts and row %."""
+def _titles(*parts: str | None) -> str:
+    return "\n".join(p for p in parts if p)
+
+
+def confusion_matrices_figure(matrices: Mapping[str, np.ndarray], *, suptitle: str | None = None,
+                              subtitle: str | None = None) -> plt.Figure:
+    """Confusion matrices side by side (rows = NCS grade, columns = predicted), counts and row %.
+
+    ``subtitle`` (e.g. "synthetic data") goes under ``suptitle``.
+    """
     fig, axes = plt.subplots(1, len(matrices), figsize=(4.6 * len(matrices), 4.2), squeeze=False)
     for ax, (title, matrix) in zip(axes[0], matrices.items()):
         matrix = np.asarray(matrix)
@@ -30,20 +38,24 @@ def confusion_matrices_figure(matrices: Mapping[str, np.ndarray], *, suptitle: s
         ax.set_title(f"{title} (n = {int(matrix.sum())})")
         ax.set_xlabel("predicted grade")
         ax.set_ylabel("NCS grade")
-    if suptitle:
-        fig.suptitle(suptitle)
+    if suptitle or subtitle:
+        fig.suptitle(_titles(suptitle, subtitle))
     fig.tight_layout()
     return fig
 
 
-def leakage_figure(frame_metrics: pd.DataFrame, leakage: pd.DataFrame, *, ci: float = 0.95) -> plt.Figure:
-    """Left: accuracy with participant-bootstrap CIs per model and split. Right: the leakage gap."""
+def leakage_figure(frame_metrics: pd.DataFrame, leakage: pd.DataFrame, *, ci: float = 0.95,
+                   majority: Mapping[tuple[str, str], float] | None = None, subtitle: str | None = None) -> plt.Figure:
+    """Left: accuracy with participant-bootstrap CIs per model and split, with the chance rate (1/4) and
+    each validation set's majority-class rate (a grey dash beside each point). Right: the leakage gap."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [3, 2]})
     acc = frame_metrics[frame_metrics["metric"] == "accuracy"].reset_index(drop=True)
     splits = list(dict.fromkeys(acc["split"]))
     models = list(dict.fromkeys(acc["model"]))
     palette = sns.color_palette("colorblind", len(splits))
     width = 0.8 / max(len(splits), 1)
+    any_majority = False
+    left.axhline(1 / len(GRADES), color="grey", lw=1, ls=":", label=f"chance (1/{len(GRADES)})")
     for j, split in enumerate(splits):
         for i, model in enumerate(models):
             hit = acc[(acc["model"] == model) & (acc["split"] == split)]
@@ -54,11 +66,16 @@ def leakage_figure(frame_metrics: pd.DataFrame, leakage: pd.DataFrame, *, ci: fl
             err = np.array([[row["estimate"] - row["ci_low"]], [row["ci_high"] - row["estimate"]]])
             left.errorbar(x, row["estimate"], yerr=None if np.isnan(err).any() else err, fmt="o", capsize=4,
                           color=palette[j], label=split if i == 0 else None)
+            rate = (majority or {}).get((model, split))
+            if rate is not None and np.isfinite(rate):
+                left.plot([x - width * 0.4, x + width * 0.4], [rate, rate], color="dimgrey", lw=2.5, solid_capstyle="butt",
+                          label="majority-class rate" if not any_majority else None)
+                any_majority = True
     left.set_xticks(range(len(models)), models)
     left.set_ylim(0, 1.2)
     left.set_yticks(np.linspace(0, 1, 6))
     left.set_ylabel(f"frame accuracy ({ci:.0%} CI)")
-    left.legend(title=None, loc="upper center", ncols=max(len(splits), 1), frameon=False)
+    left.legend(title=None, loc="upper center", ncols=3, frameon=False, fontsize=8)
     left.set_title("Accuracy by split policy")
     for i, row in leakage.reset_index(drop=True).iterrows():
         err = np.array([[row["gap"] - row["gap_ci_low"]], [row["gap_ci_high"] - row["gap"]]])
@@ -68,12 +85,15 @@ def leakage_figure(frame_metrics: pd.DataFrame, leakage: pd.DataFrame, *, ci: fl
     right.set_xlim(-0.6, len(leakage) - 0.4)
     right.set_ylabel("frame split minus grouped split")
     right.set_title("Leakage gap (accuracy)")
+    if subtitle:
+        fig.suptitle(subtitle, fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def gradcam_figure(examples: Sequence[SaliencyExample], *, alpha: float = 0.6) -> plt.Figure:
-    """Crops with their Grad-CAM overlay: columns = true grade, rows = model x example."""
+def gradcam_figure(examples: Sequence[SaliencyExample], *, alpha: float = 0.6, subtitle: str | None = None) -> plt.Figure:
+    """Crops with their Grad-CAM overlay: columns = true grade, rows = model x example; a colour bar
+    gives the scale (0 = no positive evidence, 1 = the map's maximum)."""
     models = list(dict.fromkeys(e.model for e in examples))
     per_cell: dict[tuple[str, int], list[SaliencyExample]] = {}
     for e in examples:
@@ -93,6 +113,9 @@ def gradcam_figure(examples: Sequence[SaliencyExample], *, alpha: float = 0.6) -
                 empty = "" if e.cam.max() > 0 else "\n(map empty: no positive evidence)"
                 ax.set_title(f"{model[:5]}. {grade} → {GRADES[e.y_pred]} ({e.probability:.2f}){mark}{empty}",
                              fontsize=8)
-    fig.suptitle("Grad-CAM (last conv layer) for the predicted grade; columns = NCS grade", fontsize=10)
-    fig.tight_layout()
+    fig.suptitle(_titles("Grad-CAM (last conv layer) for the predicted grade; columns = NCS grade", subtitle), fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.9, 1))
+    scale = fig.add_axes((0.92, 0.15, 0.02, 0.7))
+    bar = fig.colorbar(plt.cm.ScalarMappable(norm=plt.Normalize(0, 1), cmap="jet"), cax=scale)
+    bar.set_label("Grad-CAM (relative to the map's maximum)", fontsize=8)
     return fig

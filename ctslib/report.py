@@ -1,14 +1,19 @@
 """The report folder's ``index.html`` and ``manifest.json``.
 
-The index links every stage's executed notebook (HTML + ipynb), shows the paper's named outputs
-first (Table 1, Figures 2-3, Table 2, Figure 4), then every table and figure grouped by the stage
-that made it, and the headline numbers each stage recorded.
+The index (rendered from ``ctslib/templates/index.html.j2`` with Jinja2) opens with the verdict:
+the paper's accuracy beside ours on the paper's frame split and on new participants (grouped CV),
+the CSA baseline, the sanity flags and the deviations from the paper's recipe; then every warning a
+stage recorded, a table of contents, the stages, the paper's named outputs (Table 1, Figures 2-3,
+Table 2, Figure 4) and every table and figure by stage, in the study's order.
 """
 
 from __future__ import annotations
 
-import html
+import datetime
+import hashlib
 import json
+import math
+import os
 import platform
 import subprocess
 import sys
@@ -21,8 +26,9 @@ from typing import Any
 
 import pandas as pd
 
-from ctslib.io import read_records, write_json, write_text
-from ctslib.paths import PROJECT_ROOT, RunPaths
+from ctslib.acquisition import source_of
+from ctslib.io import read_records, read_report_warnings, write_json, write_text
+from ctslib.paths import NOTEBOOKS_DIR, PROJECT_ROOT, STAGES, RunPaths
 from ctslib.runner import StageResult
 
 PAPER_OUTPUTS: dict[str, str] = {
@@ -31,7 +37,25 @@ PAPER_OUTPUTS: dict[str, str] = {
     "figures/figure3.png": "Figure 3 - longitudinal model: loss and accuracy per epoch",
     "tables/table2.csv": "Table 2 - accuracy and class-wise precision",
     "figures/figure4.png": "Figure 4 - confusion matrices",
+    "figures/figure4_cv.png": "Beside Figure 4: confusion matrices on new participants (grouped CV; grouped split without CV)",
 }
+
+FIGURE_TITLES: dict[str, str] = {
+    "figure2_grouped": "Transverse model on the participant-grouped split: loss and accuracy per epoch",
+    "figure2_cv": "Transverse model, grouped cross-validation folds: loss and accuracy per epoch",
+    "figure3_grouped": "Longitudinal model on the participant-grouped split: loss and accuracy per epoch",
+    "figure3_cv": "Longitudinal model, grouped cross-validation folds: loss and accuracy per epoch",
+    "leakage": "Accuracy by split policy, with chance and majority-class rates, and the leakage gap",
+    "gradcam": "Grad-CAM saliency of the models trained on the grouped split",
+}
+"""Headings of figures that have no caption file (tables take theirs from the Markdown caption)."""
+
+PAPER_RECIPE: dict[str, dict[str, Any]] = {
+    "04": {"EPOCHS": 500, "BATCH_SIZE": 30, "DROPOUT": [0.6, 0.6, 0.6]},
+    "05": {"EPOCHS": 400, "BATCH_SIZE": 20, "DROPOUT": [0.6]},
+    "02": {"FRAME_SIZE": 256},
+}
+"""The paper's stated values of parameters we expose, to list this run's deviations from them."""
 
 SYNTHETIC_NOTE = (
     "These results come from the embedded SYNTHETIC dataset. They show that the pipeline works end to "
@@ -39,15 +63,26 @@ SYNTHETIC_NOTE = (
 )
 
 
+def redact_data_path(command: list[str]) -> list[str]:
+    """A run_all command line with the ``--data`` folder reduced to its name (a path can name a patient or a clinic)."""
+    out, hide_next = [], False
+    for arg in command:
+        if hide_next:
+            out.append(f"<data folder {Path(arg).name}>")
+            hide_next = False
+        elif arg == "--data":
+            out.append(arg)
+            hide_next = True
+        elif arg.startswith("--data="):
+            out.append(f"--data=<data folder {Path(arg.split('=', 1)[1]).name}>")
+        else:
+            out.append(arg)
+    return out
+
+
 def data_source(data_dir: Path) -> str:
-    """'synthetic' or 'real', from acquisition.json's ``source`` (real when unstated)."""
-    acquisition = Path(data_dir) / "acquisition.json"
-    if acquisition.exists():
-        try:
-            return str(json.loads(acquisition.read_text(encoding="utf-8")).get("source", "real"))
-        except json.JSONDecodeError:
-            return "real"
-    return "real"
+    """'synthetic' or 'real' from acquisition.json (``ctslib.acquisition``, the one reader); 'unknown' if unreadable."""
+    return source_of(data_dir)
 
 
 def git_commit() -> dict[str, Any]:
@@ -74,6 +109,104 @@ def package_versions(requirements: Path = PROJECT_ROOT / "requirements.txt") -> 
     return versions
 
 
+def cpu_info() -> dict[str, Any]:
+    """CPU model, core count and the SIMD extensions that decide TensorFlow's speed (Linux; else what is known)."""
+    model, flags = platform.processor() or None, set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model in (None, "", "x86_64"):
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    wanted = ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "neon")
+    return {"model": model, "logical_cores": os.cpu_count(),
+            "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "isa": {f: f in flags for f in wanted} if flags else {},
+            "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA")}
+
+
+def now_iso(timestamp: float | None = None) -> str:
+    """A timestamp with its time zone, e.g. ``2026-12-02T05:10:00+00:00``."""
+    moment = datetime.datetime.fromtimestamp(timestamp if timestamp is not None else datetime.datetime.now().timestamp())
+    return moment.astimezone().isoformat(timespec="seconds")
+
+
+def effective_parameters(key: str, injected: dict[str, Any]) -> dict[str, Any]:
+    """Every parameter a stage ran with: its notebook's declared defaults overridden by what was injected."""
+    import ast
+
+    from ctslib.runner import declared_parameters
+
+    declared = {}
+    for name, spec in declared_parameters(NOTEBOOKS_DIR / STAGES[key]).items():
+        try:
+            declared[name] = ast.literal_eval(spec.get("default", "None"))
+        except (ValueError, SyntaxError):
+            declared[name] = spec.get("default")
+    return {**declared, **{k: v for k, v in injected.items() if k in declared}}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def output_hashes(paths: RunPaths) -> dict[str, str]:
+    """sha256 of every report table and figure and every saved model, by path (report- or work-relative)."""
+    hashes = {}
+    for folder in (paths.tables, paths.figures):
+        if folder.exists():
+            for f in sorted(folder.iterdir()):
+                if f.is_file() and not f.name.startswith("."):
+                    hashes[f.relative_to(paths.report).as_posix()] = _sha256(f)
+    if paths.work.exists():
+        for f in sorted(paths.work.glob("*/**/*.keras")):
+            hashes["work/" + f.relative_to(paths.work).as_posix()] = _sha256(f)
+    return hashes
+
+
+def deviations(effective: dict[str, dict[str, Any]]) -> list[str]:
+    """This run's departures from the paper's stated recipe, in words, from the effective parameters."""
+    out = []
+    names = {"04": "transverse", "05": "longitudinal"}
+    for key, plane in names.items():
+        params = effective.get(key)
+        if not params:
+            continue
+        paper = PAPER_RECIPE[key]
+        if params.get("EPOCHS") != paper["EPOCHS"]:
+            out.append(f"{plane} model: {params.get('EPOCHS')} epochs (paper: {paper['EPOCHS']})")
+        if params.get("BATCH_SIZE") != paper["BATCH_SIZE"]:
+            out.append(f"{plane} model: batch {params.get('BATCH_SIZE')} (paper: {paper['BATCH_SIZE']})")
+        if "DROPOUT" in params:
+            rates = params["DROPOUT"] if isinstance(params["DROPOUT"], list) else [params["DROPOUT"]] * len(paper["DROPOUT"])
+            if [float(r) for r in rates] != paper["DROPOUT"]:
+                out.append(f"{plane} model: dropout {rates} after the dense layers (paper: 0.6 after each)")
+        if params.get("LEARNING_RATE") not in (None, 0.001):
+            out.append(f"{plane} model: Adam learning rate {params['LEARNING_RATE']} (paper silent; Keras default 0.001)")
+        if params.get("INPUT_SIZE"):
+            out.append(f"{plane} model: {params['INPUT_SIZE']} px nerve-centred crops as input (paper: crop size not stated)")
+        if params.get("CV_FOLDS"):
+            out.append(f"{plane} model: also trained on a participant-grouped split and {params['CV_FOLDS']} grouped "
+                       "CV folds (not in the paper)")
+        if params.get("SEEDS", 1) and int(params.get("SEEDS", 1)) > 1:
+            out.append(f"{plane} model: every split trained with {params['SEEDS']} seeds (training variance)")
+    crop = effective.get("03", {})
+    if crop.get("CROP_SIZE"):
+        out.append(f"crops of {crop['CROP_SIZE']} px around the nerve found by our own U-Net (the paper's segmenter "
+                   "is not published)")
+    frames = effective.get("02", {})
+    if frames.get("FRAME_SIZE") not in (None, 256):
+        out.append(f"frames of {frames['FRAME_SIZE']} px (paper: 256)")
+    return out
+
+
 def build_manifest(
     *,
     profile: str,
@@ -85,103 +218,167 @@ def build_manifest(
     started: float,
     git: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything needed to say what produced this report (``git``: the commit read at start)."""
+    """Everything needed to say what produced this report (``git``: the commit read at start).
+
+    ``parameters`` are the profile's injected values per stage; ``effective_parameters`` adds every
+    default the notebooks declared, so each stage's full parameter set is on record.
+    """
     result_list = list(results)
+    records = {r.key: read_records(paths.records(r.key)) for r in result_list}
+    effective = {}
+    for r in result_list:
+        try:
+            effective[r.key] = effective_parameters(r.key, parameters.get(r.key, {}))
+        except Exception as err:  # a notebook that cannot be inspected must not lose the manifest
+            effective[r.key] = {"error": f"{type(err).__name__}: {err}"}
+    device = next((rec.get("tensorflow_device") for rec in records.values() if rec.get("tensorflow_device")), None)
     return {
         "profile": profile,
         "seed": next((p.get("SEED") for p in parameters.values() if "SEED" in p), None),
-        "data": {"dir": str(data_dir), "source": data_source(data_dir), "sha256": data_hash},
+        "command": redact_data_path([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else [],
+        # the folder's name and content hash, never its path (a path can name a patient or a clinic)
+        "data": {"name": Path(data_dir).name, "source": data_source(data_dir), "sha256": data_hash},
         "parameters": parameters,
+        "effective_parameters": effective,
+        "deviations_from_paper": deviations(effective),
         "stages": {r.key: {k: v for k, v in asdict(r).items() if k != "key"} for r in result_list},
-        "records": {r.key: read_records(paths.records(r.key)) for r in result_list},
+        "records": records,
+        "outputs_sha256": output_hashes(paths),
         "git": git or git_commit(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
+        "cpu": cpu_info(),
+        "tensorflow_device": device,
         "packages": package_versions(),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "started": now_iso(started),
+        "finished": now_iso(),
         "wall_seconds": round(time.time() - started, 1),
     }
 
 
-def _table_html(csv_path: Path, max_rows: int = 60) -> str:
-    df = pd.read_csv(csv_path, keep_default_na=False)
-    note = ""
-    if len(df) > max_rows:
-        note = f"<p class='note'>first {max_rows} of {len(df)} rows; full table in the CSV</p>"
-        df = df.head(max_rows)
-    return df.to_html(index=False, border=0, classes="table", escape=True, float_format=lambda v: f"{v:.3g}") + note
+# ----------------------------------------------------------------------------- index page
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 
-def _output_html(report: Path, rel: str, title: str | None = None) -> str:
-    path = report / rel
-    name = html.escape(Path(rel).stem)
-    heading = f"<h4>{html.escape(title or name)}</h4>"
-    if rel.endswith(".png"):
-        return f"{heading}<a href='{html.escape(rel)}'><img src='{html.escape(rel)}' alt='{name}'></a>"
-    if rel.endswith(".csv"):
-        md = path.with_suffix(".md")
-        links = f"<a href='{html.escape(rel)}'>CSV</a>" + (f" · <a href='{html.escape(Path(rel).with_suffix('.md').as_posix())}'>Markdown</a>" if md.exists() else "")
-        return f"{heading}<p class='links'>{links}</p>{_table_html(path)}"
-    return ""
+def format_cell(value: Any, *, column_is_int: bool = False, never_predicted: bool = False) -> str:
+    """A table cell for a reader: integers as integers, other numbers with 3 decimals, no NaN."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and math.isnan(value):
+            return "never predicted" if never_predicted else "–"
+        if column_is_int or (isinstance(value, int)):
+            return f"{int(value):,}".replace(",", "\u2009") if abs(value) >= 10000 else str(int(value))
+        return f"{value:.3f}"
+    return str(value)
 
 
-STYLE = """
-body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table.table,table.stages{border-collapse:collapse;font-size:0.9em;margin:0.5em 0}
-table.table td,table.table th,table.stages td,table.stages th{border:1px solid #ccc;padding:3px 8px;text-align:left}
-img{max-width:100%;border:1px solid #ddd}
-.banner{background:#fff4d6;border:1px solid #e0b84a;padding:0.8em 1em;border-radius:6px}
-.failed{color:#b00020;font-weight:bold}.note,.links{color:#666;font-size:0.85em}
-code{background:#f4f4f4;padding:0 3px}
-"""
+def shown_record(value: Any) -> str:
+    """A recorded headline number for a reader: floats with 3 decimals (also inside lists and dicts)."""
+    def tidy(v: Any) -> Any:
+        if isinstance(v, float):
+            return "–" if math.isnan(v) else float(f"{v:.3f}")
+        if isinstance(v, dict):
+            return {k: tidy(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [tidy(x) for x in v]
+        return v
+
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return format_cell(value)
+    return json.dumps(tidy(value), ensure_ascii=False)
+
+
+def table_rows(csv_path: Path, max_rows: int = 60) -> tuple[list[str], list[list[str]], int]:
+    """Header, formatted rows (at most ``max_rows``) and total row count of a report CSV."""
+    df = pd.read_csv(csv_path)
+    header = [str(c) for c in df.columns]
+    int_columns = {c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
+                   and df[c].dropna().apply(lambda v: float(v).is_integer()).all() and df[c].notna().any()
+                   and not str(c).startswith(("p_", "accuracy", "estimate", "ci_"))}
+    rows = []
+    for _, row in df.head(max_rows).iterrows():
+        precision_row = any(str(row.get(k, "")).startswith("precision_") for k in ("metric",))
+        rows.append([format_cell(row[c].item() if hasattr(row[c], "item") else row[c], column_is_int=c in int_columns,
+                                 never_predicted=precision_row or str(c).startswith("precision_")) for c in df.columns])
+    return header, rows, len(df)
+
+
+def caption_of(report: Path, rel: str) -> str:
+    """A table's caption (first bold line of its Markdown) or a figure's title; else its file name."""
+    stem = Path(rel).stem
+    md = (report / rel).with_suffix(".md")
+    if rel.endswith(".csv") and md.exists():
+        first = md.read_text(encoding="utf-8").split("\n", 1)[0].strip()
+        if first.startswith("**") and first.endswith("**"):
+            return first.strip("*")
+    return PAPER_OUTPUTS.get(rel) or FIGURE_TITLES.get(stem) or stem.replace("_", " ")
+
+
+def output_item(report: Path, rel: str, made_by: str = "") -> dict[str, Any]:
+    """What the template needs to show one table or figure."""
+    item = {"rel": rel, "name": Path(rel).stem, "caption": caption_of(report, rel), "made_by": made_by,
+            "kind": "figure" if rel.endswith(".png") else "table", "exists": (report / rel).exists()}
+    if item["kind"] == "table" and item["exists"]:
+        item["header"], item["rows"], item["n_rows"] = table_rows(report / rel)
+        item["md"] = Path(rel).with_suffix(".md").as_posix() if (report / rel).with_suffix(".md").exists() else None
+    return item
+
+
+def _status_rows(report: Path) -> list[dict[str, str]]:
+    path = report / "tables" / "sanity_overview.csv"
+    if not path.exists():
+        return []
+    return pd.read_csv(path, keep_default_na=False).to_dict("records")
+
+
+def index_context(paths: RunPaths, manifest: dict[str, Any], results: Iterable[StageResult]) -> dict[str, Any]:
+    """Everything the index template shows, gathered from the report folder and the manifest."""
+    report = paths.report
+    result_list = sorted(results, key=lambda r: r.key)
+    made_by = {out: r.stem for r in result_list for out in r.outputs}
+    records_06 = manifest.get("records", {}).get("06", {})
+    verdict = output_item(report, "tables/verdict.csv", made_by.get("tables/verdict.csv", "")) if (
+        report / "tables" / "verdict.csv").exists() else None
+    stages = []
+    for r in result_list:
+        html_page = (report / f"{r.stem}.html").exists()
+        stages.append({"stem": r.stem, "key": r.key, "status": r.status, "error": r.error, "seconds": r.seconds,
+                       "peak": r.peak_rss_mb, "html": html_page, "ipynb": (report / f"{r.stem}.ipynb").exists()})
+    sections = []
+    for r in result_list:
+        extra = [o for o in r.outputs if o not in PAPER_OUTPUTS and o != "tables/verdict.csv"
+                 and (o.endswith(".csv") or o.endswith(".png"))]
+        records = read_records(paths.records(r.key))
+        if extra or records:
+            sections.append({"stem": r.stem, "anchor": f"stage-{r.key}",
+                             "records": [(k, shown_record(v)) for k, v in records.items()],
+                             "outputs": [output_item(report, o, r.stem) for o in extra]})
+    return {
+        "manifest": manifest,
+        "synthetic": manifest["data"]["source"] == "synthetic",
+        "synthetic_note": SYNTHETIC_NOTE,
+        "verdict": verdict,
+        "verdict_sentence": records_06.get("verdict_sentence"),
+        "deviations": manifest.get("deviations_from_paper", []),
+        "flags": _status_rows(report),
+        "warnings": read_report_warnings(report),
+        "stages": stages,
+        "paper_outputs": [output_item(report, rel, made_by.get(rel, "")) for rel in PAPER_OUTPUTS],
+        "sections": sections,
+        "commit": str(manifest["git"].get("commit"))[:12],
+    }
 
 
 def build_index(paths: RunPaths, manifest: dict[str, Any], results: Iterable[StageResult]) -> str:
-    """The report's index page (HTML text)."""
-    report = paths.report
-    result_list = list(results)
-    made_by = {out: r.stem for r in result_list for out in r.outputs}
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>CTS study report: {html.escape(manifest['profile'])}</title>",
-             f"<style>{STYLE}</style></head><body>",
-             "<h1>CTS ultrasound severity study: reproduction report</h1>",
-             f"<p>Profile <code>{html.escape(manifest['profile'])}</code>, seed <code>{manifest['seed']}</code>, "
-             f"data source <b>{html.escape(manifest['data']['source'])}</b>, git commit "
-             f"<code>{html.escape(str(manifest['git']['commit'])[:12])}</code>{' (uncommitted changes)' if manifest['git']['dirty'] else ''}, "
-             f"finished {html.escape(manifest['finished'])} after {manifest['wall_seconds']:.0f} s. "
-             "<a href='manifest.json'>manifest.json</a> records parameters, input hashes and package versions.</p>"]
-    if manifest["data"]["source"] == "synthetic":
-        parts.append(f"<p class='banner'>{html.escape(SYNTHETIC_NOTE)}</p>")
-    parts.append("<h2>Stages</h2><table class='stages'><tr><th>stage</th><th>report</th><th>status</th><th>time (s)</th><th>peak kernel memory (MiB)</th></tr>")
-    for r in result_list:
-        status = f"<span class='failed'>failed: {html.escape(r.error)}</span>" if r.status == "failed" else html.escape(r.status)
-        links = ""
-        if (report / f"{r.stem}.html").exists():
-            links = f"<a href='{r.stem}.html'>HTML</a> · <a href='{r.stem}.ipynb'>notebook</a>"
-        elif (report / f"{r.stem}.ipynb").exists():
-            links = f"<a href='{r.stem}.ipynb'>notebook (traceback)</a>"
-        peak = "" if r.peak_rss_mb is None else f"{r.peak_rss_mb:.0f}"
-        parts.append(f"<tr><td>{html.escape(r.stem)}</td><td>{links}</td><td>{status}</td><td>{r.seconds:.1f}</td><td>{peak}</td></tr>")
-    parts.append("</table>")
-    parts.append("<h2>The paper's tables and figures</h2>")
-    for rel, title in PAPER_OUTPUTS.items():
-        if (report / rel).exists():
-            parts.append(_output_html(report, rel, f"{title} (made by {made_by.get(rel, '?')})"))
-        else:
-            parts.append(f"<h4>{html.escape(title)}</h4><p class='note'>not produced in this run</p>")
-    parts.append("<h2>All outputs by stage</h2>")
-    for r in result_list:
-        extra = [o for o in r.outputs if o not in PAPER_OUTPUTS and (o.endswith(".csv") or o.endswith(".png"))]
-        records = read_records(paths.records(r.key))
-        if not extra and not records:
-            continue
-        parts.append(f"<h3>{html.escape(r.stem)}</h3>")
-        if records:
-            rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(json.dumps(v))}</td></tr>" for k, v in records.items())
-            parts.append(f"<table class='table'><tr><th>headline number</th><th>value</th></tr>{rows}</table>")
-        parts.extend(_output_html(report, o) for o in extra)
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    """The report's index page (HTML text), rendered from ``templates/index.html.j2``."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+                             autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
+    return env.get_template("index.html.j2").render(**index_context(paths, manifest, results))
 
 
 def write_report(paths: RunPaths, manifest: dict[str, Any], results: Iterable[StageResult]) -> Path:

@@ -9,11 +9,15 @@ rerun from a clean folder next time; a stage whose stamp matches is skipped.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import json
+import os
+import re
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +39,8 @@ DEPENDS: dict[str, tuple[str, ...]] = {
     "06": ("00", "01", "03", "04", "05"),
 }
 INJECTED = ("DATA_DIR", "WORK_DIR", "REPORT_DIR")
+DATA_LINK = "input_data"
+"""Name of the link to the data folder inside a run's work folder (see ``data_parameter``)."""
 STAMP_FILE = ".stamp.json"
 
 
@@ -88,6 +94,31 @@ def stage_parameters(
     params = {k: v for k, v in profile_params.items() if k in declared}
     params.update({k: v for k, v in injected.items() if k in declared})
     return params
+
+
+def data_parameter(data_dir: Path, work: Path, synthetic: bool) -> str:
+    """The ``DATA_DIR`` injected into notebooks: never the absolute path of a user's data folder.
+
+    A path can name a patient or a clinic, and executed notebooks land in ``reports/``. User data
+    (``--data``) are reached through a link ``<work>/input_data`` -> the data folder, injected as a
+    path relative to the notebooks folder (papermill's working folder); the synthetic default lies
+    inside the project and is injected relative to it. Where links cannot be made, the absolute
+    path is the fallback (and said so).
+    """
+    if synthetic:
+        return os.path.relpath(data_dir, NOTEBOOKS_DIR)
+    link = Path(work) / DATA_LINK
+    link.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if link.is_symlink() or link.exists():
+            if link.is_symlink() and Path(os.readlink(link)) == Path(data_dir):
+                return os.path.relpath(link, NOTEBOOKS_DIR)
+            link.unlink()
+        link.symlink_to(data_dir, target_is_directory=True)
+    except OSError as err:
+        print(f"note: cannot link the data folder into the work folder ({err}); notebooks get its absolute path")
+        return str(data_dir)
+    return os.path.relpath(link, NOTEBOOKS_DIR)
 
 
 def compute_stamp(notebook: Path, params: dict[str, Any], upstream: dict[str, str], data_hash: str, lib_hash: str) -> str:
@@ -159,13 +190,83 @@ def _report_files(paths: RunPaths) -> dict[str, tuple[int, int]]:
     return files
 
 
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+
+KERNEL_ENV: dict[str, str] = {
+    "TF_CPP_MIN_LOG_LEVEL": "3",  # TensorFlow's C++ log: errors too (the CPU-only cuInit "error" is noise)
+    "GLOG_minloglevel": "3",  # glog-style C++ logging of XLA
+    "GRPC_VERBOSITY": "ERROR",
+    "TQDM_DISABLE": "1",  # progress bars belong in a terminal, not in a report
+}
+"""Environment of every notebook kernel: keeps library chatter out of the executed notebooks. Lines that
+TensorFlow writes before its logging starts ("before absl::InitializeLog()") ignore these settings;
+``export_html`` removes them from the pages."""
+
+NOISE_LINE = re.compile(
+    r"^\s*(?:[EWIF]\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl|"
+    r"WARNING:absl|WARNING:tensorflow|absl::|.*(?:cuInit|cuda_|cudart_stub|NodeDef|TqdmWarning|oneDNN custom operations|"
+    r"Unable to register cu|computation placer|TF-TRT|rebuild TensorFlow with the appropriate compiler flags|"
+    r"This TensorFlow binary is optimized))"
+)
+"""A stderr line from TensorFlow/absl/CUDA start-up or tqdm, not from the study."""
+
+
+def _clean_stderr(text: str) -> str:
+    """``text`` without library log lines and progress-bar redraws (``\\r``-overwritten lines)."""
+    kept = []
+    for line in text.split("\n"):
+        if "\r" in line or NOISE_LINE.match(line):
+            continue
+        kept.append(line)
+    return "\n".join(kept) + ("\n" if kept else "")
+
+
+def clean_outputs(nb: Any) -> Any:
+    """Drop TensorFlow/absl log lines and tqdm blocks from a notebook's stderr outputs (in place)."""
+    for cell in nb.cells:
+        if cell.get("cell_type") != "code":
+            continue
+        outputs = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                out["text"] = _clean_stderr(out.get("text", ""))
+                if not out["text"].strip():
+                    continue
+            outputs.append(out)
+        cell["outputs"] = outputs
+    return nb
+
+
 def export_html(executed: Path, html: Path) -> None:
-    """Export an executed notebook to standalone HTML (images embedded) atomically."""
+    """Export an executed notebook to standalone, offline HTML atomically.
+
+    Images are embedded; nothing is loaded from a CDN (the ``notebook`` template in
+    ``ctslib/templates`` drops require.js, MathJax and Mermaid); stderr noise from TensorFlow, absl
+    and tqdm is removed; the page links back to ``index.html``.
+    """
+    import nbformat
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(template_name="lab")
-    body, _ = exporter.from_filename(str(executed))
+    nb = clean_outputs(nbformat.read(str(executed), as_version=4))
+    exporter = HTMLExporter(template_name="notebook", extra_template_basedirs=[str(TEMPLATES_DIR)])
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": executed.stem}})
     write_text(html, body)
+
+
+@contextlib.contextmanager
+def kernel_environment(extra: dict[str, str] | None = None) -> Iterator[None]:
+    """Set ``KERNEL_ENV`` (plus ``extra``) for kernels started inside the block; restore afterwards."""
+    wanted = {**KERNEL_ENV, **(extra or {})}
+    before = {k: os.environ.get(k) for k in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def execute_stage(
@@ -192,7 +293,7 @@ def execute_stage(
     paths.report.mkdir(parents=True, exist_ok=True)
     before = _report_files(paths)
     start = time.perf_counter()
-    with PeakMemory() as memory:
+    with kernel_environment(), PeakMemory() as memory:
         pm.execute_notebook(
             str(notebook),
             str(executed),
@@ -245,7 +346,8 @@ def run_stages(
     stamps: dict[str, str] = {}
     results: list[StageResult] = []
     data_hash = ""
-    injected = {"DATA_DIR": str(data_dir), "WORK_DIR": str(paths.work), "REPORT_DIR": str(paths.report), **(extra or {})}
+    injected = {"DATA_DIR": data_parameter(data_dir, paths.work, plan.synthetic), "WORK_DIR": str(paths.work),
+                "REPORT_DIR": str(paths.report), **(extra or {})}
     # Stamps of stages not planned in this invocation (e.g. --only 04) still feed their dependents.
     for key in STAGES:
         done = read_stamp(paths.stage_dir(key))
@@ -286,7 +388,8 @@ def run_stages(
             echo(f"{label}: FAILED in cell {err.exec_count}: {msg}\n  traceback: {executed}")
             return results, data_hash
         result = StageResult(key, notebook.name, "ran", seconds, peak, outputs, stamp)
-        write_json(paths.stage_dir(key) / STAMP_FILE, {**asdict(result), "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        finished = datetime.datetime.now().astimezone().isoformat(timespec="seconds")  # with its time zone
+        write_json(paths.stage_dir(key) / STAMP_FILE, {**asdict(result), "finished": finished})
         stamps[key] = stamp
         results.append(result)
         echo(f"{label}: done in {seconds:.1f} s, peak kernel memory {peak:.0f} MiB")

@@ -44,16 +44,13 @@ import pandas as pd
 from ctslib import GRADES
 from ctslib.data import make_dataset
 from ctslib.errors import StageError
+from ctslib.handoff import PREDICTION_COLUMNS, PROB_COLUMNS  # noqa: F401  (one definition, re-exported)
 from ctslib.io import atomic_path, write_csv
 from ctslib.models import build_model, with_batch_norm
 from ctslib.paths import RunPaths
 from ctslib.split import SPLIT_COLUMNS, check_split
 
 HISTORY_COLUMNS: tuple[str, ...] = ("split", "epoch", "loss", "accuracy", "val_loss", "val_accuracy")
-PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{g}" for g in GRADES)
-PREDICTION_COLUMNS: tuple[str, ...] = (
-    "frame_id", "wrist_id", "participant_id", "split", "subset", "y_true", "y_pred", *PROB_COLUMNS,
-)
 MONITORS = {"val_loss": "min", "val_accuracy": "max"}
 
 
@@ -77,7 +74,8 @@ class TrainSettings:
             bfloat16 units; weights stay float32, rounding differs; saved models are float32).
         jit_compile: XLA-compile the train step (slower on CPU for these models).
         steps_per_execution: training steps per call into the compiled function (results unchanged).
-        verbose: Keras fit verbosity (2 = one line per epoch).
+        verbose: 0 = silent; otherwise a header line and one log line every ``log_every`` epochs.
+        log_every: epochs between log lines (the first and last epoch are always logged).
         model_options: extra arguments of the model builder (padding, pool_size, kernel_initializer).
     """
 
@@ -95,7 +93,8 @@ class TrainSettings:
     precision: str = "float32"
     jit_compile: bool = False
     steps_per_execution: int = 10
-    verbose: int = 2
+    verbose: int = 1
+    log_every: int = 10
     model_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -105,6 +104,8 @@ class TrainSettings:
             raise ValueError(f"predict_with must be 'best' or 'last', got {self.predict_with!r}")
         if self.precision not in ("float32", "mixed_bfloat16"):
             raise ValueError(f"precision must be 'float32' or 'mixed_bfloat16', got {self.precision!r}")
+        if self.log_every < 1:
+            raise ValueError(f"log_every must be >= 1, got {self.log_every}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
 
@@ -239,6 +240,22 @@ def _callbacks(monitor: str):
     return EpochClock(), KeepBest()
 
 
+class EpochLog(keras.callbacks.Callback):
+    """One line every ``every`` epochs (and the first and last): a readable log instead of one per epoch."""
+
+    def __init__(self, every: int, epochs: int, prefix: str = "", echo=print) -> None:
+        super().__init__()
+        self.every, self.epochs, self.prefix, self.echo = every, epochs, prefix, echo
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        n = epoch + 1
+        if n == 1 or n == self.epochs or n % self.every == 0:
+            logs = logs or {}
+            values = " ".join(f"{k} {logs[k]:.3f}" for k in HISTORY_COLUMNS[2:] if k in logs)
+            self.echo(f"{self.prefix}epoch {n}/{self.epochs}: {values} ({time.perf_counter() - self._start:.0f} s)")
+
+
 # ----------------------------------------------------------------------------- one split
 def split_frames(frames: pd.DataFrame, split_table: pd.DataFrame, split: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The training and validation rows of ``frames`` (with ``crop_file``) for one split."""
@@ -268,6 +285,9 @@ def train_split(frames: pd.DataFrame, split_table: pd.DataFrame, split: str, set
                 seed: int) -> SplitResult:
     """Train a fresh model on one split's training frames; validate every epoch on its validation frames.
 
+    The result's predictions hold the validation frames (``subset`` "val") and, from the same model in
+    inference mode, the training frames (``subset`` "train").
+
     Args:
         frames: one plane's crops (``ctslib.data.read_crops``: frame ids, grade_index, crop_file).
         split_table: ``split.csv`` rows (``ctslib.split.make_splits``).
@@ -291,8 +311,12 @@ def train_split(frames: pd.DataFrame, split_table: pd.DataFrame, split: str, set
     if settings.verbose:
         print(f"[{settings.plane} / {split}] {len(train_rows)} training, {len(val_rows)} validation frames, "
               f"{settings.epochs} epochs, batch {settings.batch_size}", flush=True)
-    fit = model.fit(train_ds, validation_data=val_ds, epochs=settings.epochs, callbacks=[clock, keep],
-                    verbose=settings.verbose, shuffle=False)  # the dataset reshuffles itself (seeded)
+    callbacks = [clock, keep]
+    if settings.verbose:
+        callbacks.append(EpochLog(settings.log_every, settings.epochs, f"  [{split}] ",
+                                  echo=lambda line: print(line, flush=True)))
+    fit = model.fit(train_ds, validation_data=val_ds, epochs=settings.epochs, callbacks=callbacks,
+                    verbose=0, shuffle=False)  # the dataset reshuffles itself (seeded)
     history = pd.DataFrame(fit.history)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
     history.insert(0, "split", split)
@@ -302,6 +326,9 @@ def train_split(frames: pd.DataFrame, split_table: pd.DataFrame, split: str, set
     best_model.set_weights(keep.best_weights)
     predictor = best_model if settings.predict_with == "best" else last_model
     predictions = predict_frames(predictor, val_rows, settings, split)
+    # The same model on its own training frames, in inference mode (no dropout, no augmentation): the
+    # fair "training accuracy" for the sanity flags (Keras' running one is taken with dropout on).
+    train_predictions = predict_frames(predictor, train_rows, settings, split, subset="train")
 
     steady = clock.train_s[1:] or clock.train_s  # the first epoch also traces the graph
     summary = {
@@ -314,12 +341,16 @@ def train_split(frames: pd.DataFrame, split_table: pd.DataFrame, split: str, set
         "final_val_accuracy": float(history["val_accuracy"].iloc[-1]),
         "final_train_accuracy": float(history["accuracy"].iloc[-1]),
         "prediction_accuracy": float((predictions["y_true"] == predictions["y_pred"]).mean()) if len(predictions) else np.nan,
+        "train_eval_accuracy": float((train_predictions["y_true"] == train_predictions["y_pred"]).mean()),
         "predict_with": settings.predict_with,
         "seconds_total": float(sum(clock.epoch_s)),
         "seconds_per_epoch": float(np.mean(clock.epoch_s[1:] or clock.epoch_s)),
         "first_epoch_seconds": float(clock.epoch_s[0]),
         "train_images_per_second": float(len(train_rows) * len(steady) / max(sum(steady), 1e-9)),
+        # CPU seconds of this process per steady training epoch: comparable across runs on a busy machine
+        "train_cpu_seconds_per_epoch": float(np.mean(clock.train_cpu_s[1:] or clock.train_cpu_s)),
     }
+    predictions = pd.concat([predictions, train_predictions], ignore_index=True)
     return SplitResult(split, history, predictions, best_model, last_model, summary)
 
 
@@ -331,42 +362,59 @@ def save_model(model, path: str | Path) -> Path:
     return Path(path)
 
 
+def replicate_name(split: str, k: int) -> str:
+    """Split name of seed replicate ``k`` (0: the split itself; ``cv0~s1``: fold 0 trained with seed + 1)."""
+    return split if k == 0 else f"{split}~s{k}"
+
+
 def train_plane(frames: pd.DataFrame, split_table: pd.DataFrame, settings: TrainSettings, seed: int,
-                paths: RunPaths, splits: list[str] | None = None) -> pd.DataFrame:
+                paths: RunPaths, splits: list[str] | None = None, seeds: int = 1) -> pd.DataFrame:
     """Train one plane's model on every split and write the stage's hand-off files.
 
     Writes ``split.csv`` first, then per split ``<split>_best.keras`` and ``<split>_last.keras``,
     and (rewritten after each split, so finished splits survive an interruption) ``history.csv``
-    and ``predictions.csv``. Every split starts from the same seed.
+    and ``predictions.csv``. Every split starts from the same seed. With ``seeds`` > 1 every split
+    is trained again with seed + 1, ... (named ``<split>~s1`` ...): the spread of those results is
+    training variance (same validation participants, only initialisation, order and augmentation differ).
 
     Returns:
-        One summary row per split (sizes, best/final validation accuracy, timings).
+        One summary row per split and seed (sizes, best/final validation accuracy, timings).
     """
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
     split_table = split_table[list(SPLIT_COLUMNS)]
     check_split(split_table)
     splits = splits or list(dict.fromkeys(split_table["split"]))
     write_csv(split_table, paths.split_csv(settings.plane))
     histories, predictions, summaries = [], [], []
-    for split in splits:
-        result = train_split(frames, split_table, split, settings, seed)
-        save_model(result.best_model, paths.model_file(settings.plane, split, "best"))
-        save_model(result.last_model, paths.model_file(settings.plane, split, "last"))
-        histories.append(result.history)
-        predictions.append(result.predictions)
-        summaries.append(result.summary)
-        write_csv(pd.concat(histories, ignore_index=True), paths.history_csv(settings.plane))
-        write_csv(pd.concat(predictions, ignore_index=True)[list(PREDICTION_COLUMNS)],
-                  paths.predictions_csv(settings.plane))
+    for k in range(seeds):
+        for split in splits:
+            name = replicate_name(split, k)
+            result = train_split(frames, split_table, split, settings, seed + k)
+            if k:
+                result.history["split"] = name
+                result.predictions["split"] = name
+                result.summary["split"] = name
+            save_model(result.best_model, paths.model_file(settings.plane, name, "best"))
+            save_model(result.last_model, paths.model_file(settings.plane, name, "last"))
+            histories.append(result.history)
+            predictions.append(result.predictions)
+            summaries.append({**result.summary, "seed": seed + k})
+            write_csv(pd.concat(histories, ignore_index=True), paths.history_csv(settings.plane))
+            write_csv(pd.concat(predictions, ignore_index=True)[list(PREDICTION_COLUMNS)],
+                      paths.predictions_csv(settings.plane))
     return pd.DataFrame(summaries)
 
 
 # ----------------------------------------------------------------------------- figures
-def training_curves_figure(history: pd.DataFrame, title: str | None = None):
+def training_curves_figure(history: pd.DataFrame, title: str | None = None, subtitle: str | None = None):
     """Training and validation accuracy (left) and loss (right) per epoch: the paper's Figures 2-3.
 
-    With several splits in ``history`` (e.g. CV folds) each split is one pair of lines.
+    With several splits in ``history`` (e.g. CV folds) each split is one pair of lines. Epoch ticks
+    are whole numbers; ``subtitle`` (e.g. "synthetic data") goes under the title.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     splits = list(dict.fromkeys(history["split"]))
@@ -383,7 +431,49 @@ def training_curves_figure(history: pd.DataFrame, title: str | None = None):
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    if title or subtitle:
+        fig.suptitle("\n".join(t for t in (title, subtitle) if t))
     fig.tight_layout()
     return fig
+
+
+# ----------------------------------------------------------------------------- reporting
+def tensorflow_device() -> str:
+    """The device TensorFlow trains on, e.g. "CPU" or "GPU: NVIDIA H200" (for the manifest)."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU"
+    names = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus]
+    return "GPU: " + ", ".join(names)
+
+
+def training_sentence(summary: pd.DataFrame) -> str:
+    """What the training table shows, per split, from its recorded numbers."""
+    parts, gaps = [], {}
+    for row in summary.to_dict("records"):
+        gap = row["train_eval_accuracy"] - row["prediction_accuracy"]
+        gaps[row["split"]] = gap
+        parts.append(f"{row['split']}: validation accuracy {row['prediction_accuracy']:.3f} on {row['val_participants']} "
+                     f"participants, training accuracy {row['train_eval_accuracy']:.3f} (gap {gap:+.3f})")
+    text = "; ".join(parts) + "."
+    if "paper" in gaps and "grouped" in gaps:
+        if gaps["grouped"] - gaps["paper"] > 0.1:
+            text += (" The grouped split's gap is larger than the frame split's: on new participants the model does "
+                     "worse than on wrists it has seen, which the paper's frame split hides (leakage).")
+        else:
+            text += " The gaps are similar on both splits: no sign here that the frame split flatters the model."
+    return text
+
+
+def curves_sentence(history: pd.DataFrame, ratio: float = 1.5) -> str:
+    """What the loss curves show at the last epoch, per split (seed replicates left out)."""
+    last = history[~history["split"].str.contains("~", regex=False)].groupby("split", sort=False).last()
+    parts = []
+    for split, row in last.iterrows():
+        verdict = ("validation loss well above training loss: what it learned carries over poorly"
+                   if row["val_loss"] > ratio * row["loss"] else "validation loss close to training loss")
+        parts.append(f"{split}: training loss {row['loss']:.3f}, validation loss {row['val_loss']:.3f} ({verdict})")
+    return "After the last epoch, " + "; ".join(parts) + "."

@@ -253,15 +253,16 @@ def test_table2_and_paper_vs_reproduction():
     table = pd.concat([predictions_table(Y_TRUE, Y_PRED, participants, split="paper"),
                        predictions_table(Y_TRUE, Y_TRUE, participants, split="grouped")])
     t2 = ev.table2({"transverse": table}).set_index("Metric")
-    assert t2.loc["Overall accuracy", "Transverse"] == pytest.approx(0.7)
-    assert t2.loc["Precision: moderate", "Transverse"] == pytest.approx(1.0)
+    assert t2.loc["Overall accuracy", "Transverse"] == "0.700"  # text for readers: 3 decimals
+    assert t2.loc["Precision: moderate", "Transverse"] == "1.000"
     pvr = ev.paper_vs_reproduction({"transverse": table}, "synthetic (simulated)")
     acc = pvr[pvr["metric"] == "Overall accuracy"].iloc[0]
-    assert acc["paper"] == 0.92 and acc["ours_paper_split"] == pytest.approx(0.7)
-    assert acc["difference"] == pytest.approx(0.7 - 0.92) and acc["ours_grouped_split"] == 1.0
+    assert acc["paper"] == "0.920" and acc["ours_paper_split"] == "0.700"
+    assert acc["difference"] == f"{0.7 - 0.92:+.3f}" and acc["ours_grouped_split"] == "1.000"
+    assert "ours_cv_split" not in pvr.columns  # no CV folds in these predictions
     assert (pvr["data_source"] == "synthetic (simulated)").all()
     severe = pvr[pvr["metric"] == "Precision: severe"].iloc[0]
-    assert severe["paper"] == 0.97
+    assert severe["paper"] == "0.970"
 
 
 def test_leakage_gap_and_its_interval_match_the_metrics_table():
@@ -348,3 +349,127 @@ def test_figure4_annotates_counts_and_row_shares():
     assert texts[:2] == ["2\n67%", "1\n33%"] and len(texts) == 16  # row "normal": 2 of 3, 1 of 3
     assert [t.get_text() for t in right.texts] == ["0"] * 16  # empty rows: counts only, no 0/0 share
     assert left.get_title() == "Transverse (n = 10)"
+
+
+# ----------------------------------------------------------------------------- issue 15 additions
+def test_four_grade_mean_precision_counts_a_never_predicted_grade_as_zero():
+    y_true, y_pred = np.array([0, 1, 2, 3]), np.array([0, 1, 1, 3])
+    m = ev.classification_metrics(y_true, y_pred)
+    assert m["mean_precision_4"] == pytest.approx((1.0 + 0.5 + 0.0 + 1.0) / 4)
+    table = predictions_table(y_true, y_pred, ["A", "B", "C", "D"], split="paper")
+    t2 = ev.table2({"transverse": table}, split="paper")
+    assert t2.loc[t2["Metric"] == "Precision: moderate", "Transverse"].item() == "never predicted"
+    mean_label = t2["Metric"][t2["Metric"].str.startswith("Mean class precision")].item()
+    assert "moderate never predicted, counted 0" in mean_label
+    assert t2.loc[t2["Metric"] == "Overall accuracy", "Transverse"].item() == "0.750"
+
+
+def test_zero_width_bootstrap_at_one_becomes_a_clopper_pearson_interval_on_participants():
+    participants = [f"P{i}" for i in range(12) for _ in range(3)]
+    y = np.tile([0, 1, 2, 3], 9)
+    result = ev.metrics_with_ci(predictions_table(y, y, participants), n_boot=50, seed=0, stream="s")
+    acc = result[result["metric"] == "accuracy"].iloc[0]
+    assert acc["estimate"] == 1.0 and acc["ci_high"] == 1.0
+    assert acc["ci_low"] == pytest.approx(0.025 ** (1 / 12))  # exact: all 12 participants right
+    assert acc["interval"].startswith("clopper-pearson")
+    mixed = ev.metrics_with_ci(predictions_table(Y_TRUE, Y_PRED, list("ABCDEFGHIJ")), n_boot=50, seed=0, stream="s")
+    assert set(mixed.loc[mixed["metric"] == "accuracy", "interval"]) == {"bootstrap"}
+
+
+def test_clopper_pearson_matches_beta_quantiles():
+    from scipy.stats import beta
+
+    low, high = ev.clopper_pearson(3, 10, 0.95)
+    assert low == pytest.approx(beta.ppf(0.025, 3, 8)) and high == pytest.approx(beta.ppf(0.975, 4, 7))
+    assert ev.clopper_pearson(0, 5) == pytest.approx((0.0, 1 - 0.025 ** (1 / 5)))
+
+
+def test_seed_variation_uses_only_replicates_and_reports_sd():
+    base = predictions_table(Y_TRUE, Y_PRED, list("ABCDEFGHIJ"), split="cv0")
+    better = predictions_table(Y_TRUE, Y_TRUE, list("ABCDEFGHIJ"), split="cv0~s1")
+    table = pd.concat([base, better], ignore_index=True)
+    assert ev.available_splits(table) == ["cv"]  # replicates are not splits of their own
+    assert len(ev.select_split(table, "cv")) == len(base)
+    variation = ev.seed_variation({"transverse": table}, ["cv"])
+    row = variation.iloc[0]
+    assert row["seeds"] == 2 and row["accuracy_mean"] == pytest.approx(0.85)
+    assert row["accuracy_sd"] == pytest.approx(np.std([0.7, 1.0], ddof=1))
+    assert "training variance" in ev.seed_sentence(variation, pd.DataFrame(columns=["model", "split", "metric"]))
+
+
+def test_cv_fold_summary_is_mean_and_sd_over_folds():
+    folds = pd.concat([predictions_table(Y_TRUE, Y_PRED, list("ABCDEFGHIJ"), split="cv0"),
+                       predictions_table(Y_TRUE, Y_TRUE, list("KLMNOPQRST"), split="cv1")], ignore_index=True)
+    summary = ev.cv_fold_summary(ev.cv_fold_metrics({"transverse": folds}))
+    assert summary.iloc[0]["folds"] == 2
+    assert summary.iloc[0]["accuracy_mean"] == pytest.approx(0.85)
+    assert summary.iloc[0]["accuracy_sd"] == pytest.approx(np.std([0.7, 1.0], ddof=1))
+
+
+def test_csa_baseline_by_cv_predicts_every_wrist_once_from_its_own_fold():
+    wrists = pd.DataFrame({"wrist_id": [f"P{i}_L" for i in range(8)], "participant_id": [f"P{i}" for i in range(8)],
+                           "grade_index": [0, 1, 2, 3] * 2, "csa_mm2": [8.0, 11.0, 15.0, 20.0, 9.0, 12.0, 16.0, 21.0],
+                           "n_frames": 3})
+    rows = []
+    for k in range(2):
+        for i in range(8):
+            rows.append({"frame_id": f"f{i}", "wrist_id": f"P{i}_L", "participant_id": f"P{i}",
+                         "grade_index": i % 4, "split": f"cv{k}", "subset": "val" if i // 4 == k else "train"})
+    predictions, cuts = ev.csa_baseline_cv(wrists, pd.DataFrame(rows))
+    assert sorted(predictions["wrist_id"]) == sorted(wrists["wrist_id"]) and list(cuts["fold"]) == ["cv0", "cv1"]
+    assert (predictions["y_pred"] == predictions["y_true"]).all()
+
+
+def test_verdict_sentence_is_built_from_the_numbers():
+    rows = []
+    for model, paper_acc, cv_acc in (("transverse", 0.95, 0.40), ("longitudinal", 0.90, 0.55)):
+        for split, est in (("paper", paper_acc), ("cv", cv_acc)):
+            rows.append({"model": model, "split": split, "metric": "accuracy", "estimate": est,
+                         "ci_low": est - 0.1, "ci_high": est + 0.05})
+    frame = pd.DataFrame(rows)
+    wrist = frame[frame["split"] == "cv"].assign(level="wrist")
+    csa = pd.DataFrame([{"model": "CSA thresholds (transverse)", "split": "cv", "metric": "accuracy",
+                         "estimate": 0.62, "ci_low": 0.52, "ci_high": 0.72}])
+    text = ev.verdict_sentence(frame, source="synthetic", wrist_metrics=wrist, csa_metrics=csa)
+    assert "transverse CNN scores 0.95" in text and "0.40 [0.30, 0.45] by grouped cross-validation" in text
+    assert "the transverse CNN (0.40) falls below it" in text
+    assert "the longitudinal CNN (0.55) is not clearly different from it" in text and "synthetic" in text
+    table = ev.verdict_table(frame, wrist_metrics=wrist, csa_metrics=csa)
+    assert list(table["model"]) == ["transverse CNN", "longitudinal CNN", "CSA thresholds (transverse) (baseline)"]
+    assert table.iloc[0]["paper: accuracy (frame split)"] == "0.920"
+
+
+def test_verdict_sentence_names_failing_sanity_flags_first():
+    frame = pd.DataFrame([{"model": "transverse", "split": s, "metric": "accuracy", "estimate": 0.4, "ci_low": 0.3,
+                           "ci_high": 0.5} for s in ("paper", "grouped")])
+    flags = pd.DataFrame([{"model": "transverse", "split": "paper", "status": "FAIL"},
+                          {"model": "transverse", "split": "grouped", "status": "pass"}])
+    text = ev.verdict_sentence(frame, source="real", flags=flags)
+    assert text.startswith("Caution: 1 of 2 model/split results fail a sanity flag (transverse on paper)")
+    assert not ev.verdict_sentence(frame, source="real", flags=flags.assign(status="pass")).startswith("Caution")
+
+
+def test_figures_carry_the_synthetic_subtitle_reference_lines_and_a_colour_scale():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ctslib.gradcam import SaliencyExample
+    from ctslib.plots import confusion_matrices_figure, gradcam_figure, leakage_figure
+
+    fig = confusion_matrices_figure({"T": ev.confusion(Y_TRUE, Y_PRED)}, suptitle="Figure 4", subtitle="synthetic data")
+    assert fig._suptitle.get_text() == "Figure 4\nsynthetic data"
+    frame = pd.DataFrame([{"model": "transverse", "split": s, "metric": "accuracy", "estimate": 0.6, "ci_low": 0.5,
+                           "ci_high": 0.7} for s in ("paper", "grouped")])
+    leakage = pd.DataFrame([{"model": "transverse", "gap": 0.1, "gap_ci_low": 0.0, "gap_ci_high": 0.2}])
+    fig = leakage_figure(frame, leakage, majority={("transverse", "paper"): 0.4, ("transverse", "grouped"): 0.45},
+                         subtitle="synthetic data")
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert "chance (1/4)" in labels and "majority-class rate" in labels
+    heights = {round(y, 3) for line in fig.axes[0].lines for y in line.get_ydata()}
+    assert {0.25, 0.4, 0.45} <= heights
+    cam = np.zeros((8, 8))
+    cam[2:4, 2:4] = 1.0
+    example = SaliencyExample("transverse", "f1", np.full((8, 8), 0.5), cam, 1, 1, 0.8)
+    fig = gradcam_figure([example], subtitle="synthetic data")
+    colorbars = [ax for ax in fig.axes if ax.get_ylabel().startswith("Grad-CAM")]
+    assert len(colorbars) == 1 and colorbars[0].get_ylim() == (0.0, 1.0)

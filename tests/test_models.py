@@ -166,3 +166,14 @@ def test_with_batch_norm_round_trip_keeps_weights_and_saves_stock_layers(tmp_pat
     loaded = keras.models.load_model(path, compile=False)
     x = np.random.default_rng(2).random((2, 40, 40, 1), dtype=np.float32)
     np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-6)
+
+
+def test_dropout_per_layer_and_zero_means_no_dropout_layer():
+    model = transverse_model(32, dropout=[0.6, 0.6, 0.0])
+    rates = {layer.name: layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)}
+    assert rates == {"dropout1": 0.6, "dropout2": 0.6}
+    assert transverse_model(32).count_params() == model.count_params()  # dropout has no weights
+    with pytest.raises(ValueError):
+        transverse_model(32, dropout=[0.6, 0.6])
+    with pytest.raises(ValueError):
+        longitudinal_model(32, dropout=1.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nbformat
 import pytest
 
@@ -59,3 +61,51 @@ def test_plan_stages(argv, synthetic, stages, forced) -> None:
 def test_only_generator_with_real_data_is_refused() -> None:
     with pytest.raises(StageError, match="nothing to run"):
         run_all.plan_stages(run_all.parse_args(["--only", "00"]), synthetic=False)
+
+
+def _executed_notebook(path: Path) -> Path:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("print('x')")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text=(
+            "E0000 00:00:1796183970.197637    5424 cuda_platform.cc:52] failed call to cuInit: INTERNAL\n"
+            "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+            "I0000 00:00:17961839 port.cc:153] oneDNN custom operations are on.\n"
+            "\r  0%|          | 0/10 [00:00<?, ?it/s]\r100%|##########| 10/10 [00:01<00:00,  9.9it/s]\n"
+            "UserWarning: a warning the reader should see\n")),
+        nbformat.v4.new_output("stream", name="stderr", text="W0000 00:00:1 cpu_feature_guard.cc] NodeDef mentions\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="result 0.9\n"),
+    ]
+    nb.cells = [nbformat.v4.new_markdown_cell("# Title with $x^2$"), cell]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_exported_page_is_offline_quiet_and_links_back(tmp_path) -> None:
+    import re
+
+    from ctslib.runner import export_html
+
+    page = tmp_path / "01_x.html"
+    export_html(_executed_notebook(tmp_path / "01_x.ipynb"), page)
+    text = page.read_text(encoding="utf-8")
+    assert not re.findall(r"<script[^>]+src=[\"']https?://", text)  # no CDN: require.js / MathJax / Mermaid
+    assert "cdn.jsdelivr" not in text and "mathjax" not in text.lower()
+    for noise in ("E0000", "cuInit", "absl", "oneDNN", "NodeDef", "it/s"):
+        assert noise not in text
+    assert "a warning the reader should see" in text and "result 0.9" in text
+    assert text.count('href="index.html"') >= 1
+
+
+def test_kernel_environment_is_set_inside_and_restored_after(monkeypatch) -> None:
+    import os
+
+    from ctslib.runner import KERNEL_ENV, kernel_environment
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    with kernel_environment():
+        assert all(os.environ[k] == v for k, v in KERNEL_ENV.items())
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0" and "TQDM_DISABLE" not in os.environ

@@ -142,3 +142,17 @@ def test_grouped_splits_drawn_on_the_cohort_agree_across_planes() -> None:
     for split in ("grouped", "cv0", "cv1"):
         val = [set(t.loc[(t.split == split) & (t.subset == "val"), "participant_id"]) for t in tables.values()]
         assert val[0] == val[1] and val[0]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_cv_folds_are_stratified_by_grade(seed):
+    frames = toy_frames(seed, participants=40)
+    folds = grouped_folds(frames, 5, seed=seed)
+    overall = frames["grade_index"].value_counts(normalize=True).sort_index()
+    covered = set()
+    for _, rows in folds[folds["subset"] == "val"].groupby("split"):
+        mix = rows["grade_index"].value_counts(normalize=True).reindex(overall.index, fill_value=0)
+        assert set(rows["grade_index"]) == set(range(len(GRADES)))  # every fold validates every grade
+        assert 0.5 * (mix - overall).abs().sum() < 0.25  # and roughly in the cohort's proportions
+        covered |= set(rows["participant_id"])
+    assert covered == set(frames["participant_id"])  # every participant predicted once

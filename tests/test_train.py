@@ -152,10 +152,16 @@ def test_train_plane_writes_the_hand_off_files(toy, tmp_path):
 
     history = pd.read_csv(paths.history_csv("longitudinal"))
     assert list(history.columns) == list(HISTORY_COLUMNS) and len(history) == 4
-    preds = pd.read_csv(paths.predictions_csv("longitudinal"))
-    assert list(preds.columns) == list(PREDICTION_COLUMNS)
-    val = table[table["subset"] == "val"]
-    assert len(preds) == len(val) and set(zip(preds["split"], preds["frame_id"])) == set(zip(val["split"], val["frame_id"]))
+    written = pd.read_csv(paths.predictions_csv("longitudinal"))
+    assert list(written.columns) == list(PREDICTION_COLUMNS)
+    # every frame of every split once, on its own side: validation rows and (inference-mode) training rows
+    assert set(zip(written["split"], written["frame_id"], written["subset"])) == set(
+        zip(table["split"], table["frame_id"], table["subset"])) and len(written) == len(table)
+    train_rows = written[written["subset"] == "train"]
+    for row in summary.to_dict("records"):
+        part = train_rows[train_rows["split"] == row["split"]]
+        assert row["train_eval_accuracy"] == pytest.approx((part["y_true"] == part["y_pred"]).mean())
+    preds = written[written["subset"] == "val"]
     np.testing.assert_allclose(preds[["p_normal", "p_mild", "p_moderate", "p_severe"]].sum(axis=1), 1.0, atol=1e-4)
     pd.testing.assert_frame_equal(pd.read_csv(paths.split_csv("longitudinal")), table.reset_index(drop=True),
                                   check_dtype=False)
@@ -171,8 +177,10 @@ def test_train_plane_writes_the_hand_off_files(toy, tmp_path):
         config = saved.read("config.json").decode()
     assert "ctslib" not in config and '"class_name": "Adam"' in config  # stock Keras classes only
 
-    fig = training_curves_figure(history[history["split"] == "paper"])
-    assert len(fig.axes) == 2
+    fig = training_curves_figure(history[history["split"] == "paper"], title="Figure", subtitle="synthetic data")
+    assert len(fig.axes) == 2 and fig._suptitle.get_text() == "Figure\nsynthetic data"
+    fig.canvas.draw()
+    assert all(float(t).is_integer() for t in fig.axes[0].get_xticks())  # one epoch: no 0.5-epoch ticks
 
 
 def test_transverse_model_trains_on_the_same_path(tmp_path):
@@ -219,3 +227,24 @@ def test_fused_adam_runs_the_fused_kernel_and_falls_back_for_amsgrad():
     assert "ResourceApplyAdam" not in op_types(FusedAdam(amsgrad=True))
     for a, b in zip(_adam_run(FusedAdam(amsgrad=True)), _adam_run(keras.optimizers.Adam(amsgrad=True))):
         np.testing.assert_array_equal(a, b)
+
+
+def test_extra_seeds_are_named_replicates_and_differ_only_by_seed(toy, tmp_path):
+    work, frames = toy
+    paths = RunPaths(tmp_path / "work", tmp_path / "report")
+    table = make_splits(frames, seed=2, policies=("grouped",))
+    summary = train_plane(frames, table, settings(epochs=1), seed=5, paths=paths, seeds=2)
+    assert list(summary["split"]) == ["grouped", "grouped~s1"] and list(summary["seed"]) == [5, 6]
+    preds = pd.read_csv(paths.predictions_csv("longitudinal"))
+    first, second = (preds[preds["split"] == s].reset_index(drop=True) for s in ("grouped", "grouped~s1"))
+    assert list(first["frame_id"]) == list(second["frame_id"])  # same frames ...
+    assert not np.allclose(first["p_severe"], second["p_severe"])  # ... another initialisation
+    assert paths.model_file("longitudinal", "grouped~s1", "last").exists()
+
+
+def test_epoch_log_prints_every_n_epochs_and_the_last(toy, capsys):
+    _, frames = toy
+    table = make_splits(frames, seed=2, policies=("paper",))
+    train_split(frames, table, "paper", settings(epochs=5, verbose=1, log_every=2), seed=0)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "epoch " in line and "/5:" in line]
+    assert [line.split("epoch ")[1].split("/")[0] for line in lines] == ["1", "2", "4", "5"]
