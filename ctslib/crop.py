@@ -27,7 +27,7 @@ table does not depend on where the run lives.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +37,7 @@ import pandas as pd
 
 from ctslib import GRADES, PLANES
 from ctslib.errors import InputError
-from ctslib.io import atomic_path
+from ctslib.handoff import as_bool, write_png  # noqa: F401  (one definition, re-exported)
 
 NO_NERVE_REASON = "no_nerve_found"
 
@@ -152,11 +152,6 @@ def fraction_in_box(mask: np.ndarray, x0: int, y0: int, crop_size: int) -> float
 # -- frames.csv ---------------------------------------------------------------------------
 
 
-def as_bool(values: pd.Series) -> pd.Series:
-    """Read a CSV flag column written as True/False, true/false or 1/0."""
-    return values.astype(str).str.strip().str.lower().isin(["true", "1", "1.0", "yes"])
-
-
 def validate_frames(frames: pd.DataFrame, file: str | Path | None = None) -> pd.DataFrame:
     """Check stage 02's frames table; returns a copy with boolean ``kept``/``has_mask``.
 
@@ -181,6 +176,18 @@ def validate_frames(frames: pd.DataFrame, file: str | Path | None = None) -> pd.
                 raise InputError(f"pixel spacing must be a positive number, got {getattr(row, col)!r}",
                                  file=file, row=i, column=col)
     return out
+
+
+def masked_frames(frames: pd.DataFrame) -> pd.DataFrame:
+    """Every frame with a nerve mask and a stored PNG, whatever QC decided (the segmenter's training pool).
+
+    Stage 02 stores PNGs of kept and of masked frames by default (``PNG_FRAMES = "kept+masked"``);
+    with another policy, masked frames without a PNG (``has_png`` false) are left out.
+    """
+    keep = as_bool(frames["has_mask"])
+    if "has_png" in frames.columns:
+        keep &= as_bool(frames["has_png"])
+    return frames[keep].reset_index(drop=True)
 
 
 def read_frames(path: str | Path) -> pd.DataFrame:
@@ -221,14 +228,6 @@ def crop_record(
     return row, plan
 
 
-def write_png(path: str | Path, image: np.ndarray) -> Path:
-    """Write an 8-bit image as PNG atomically."""
-    with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), image):
-            raise OSError(f"could not write {path}")
-    return Path(path)
-
-
 def crop_frames(
     frames: pd.DataFrame,
     frames_dir: str | Path,
@@ -239,6 +238,8 @@ def crop_frames(
     crop_size: int,
     min_area_mm2: float,
     threshold: float = 0.5,
+    flip_tta: bool = False,
+    hints: Mapping[tuple[str, str], tuple[float, float]] | None = None,
     masks_dir: str | Path | None = None,
     work_root: str | Path | None = None,
     batch_size: int = 64,
@@ -246,9 +247,12 @@ def crop_frames(
 ) -> pd.DataFrame:
     """Segment every frame of ``frames``, cut nerve-centred crops, and return crops.csv.
 
-    Frames are read from ``frames_dir/<frame_id>.png``, segmented in batches with ``model``,
-    cropped by ``crop_record``'s rules and written to ``crops_dir/<frame_id>.png``. True masks
-    (``masks_dir/<frame_id>.png``, where ``has_mask``) are used only for the centre check.
+    Frames are read from ``frames_dir/<frame_id>.png``, segmented in batches with ``model``
+    (``ctslib.segment.segment_images``), cropped by ``crop_record``'s rules and written to
+    ``crops_dir/<frame_id>.png``. ``hints`` maps (wrist_id, plane) to a point (x, y) given as
+    fractions of the frame's width and height: the predicted component nearest it is kept
+    instead of the largest (``read_nerve_hints``). True masks (``masks_dir/<frame_id>.png``,
+    where ``has_mask``) are used only for the centre check.
 
     Returns:
         One row per input frame (columns ``CROP_COLUMNS``), including no-nerve frames
@@ -256,7 +260,7 @@ def crop_frames(
     """
     from tqdm.auto import tqdm
 
-    from ctslib.segment import postprocess, predict_probabilities, read_gray, read_mask, to_model_input
+    from ctslib.segment import read_gray, read_mask, segment_images
 
     frames_dir, crops_dir = Path(frames_dir), Path(crops_dir)
     base = Path(work_root) if work_root is not None else crops_dir.parent
@@ -269,9 +273,9 @@ def crop_frames(
     for start in tqdm(batches, desc="segment + crop", disable=not progress):
         chunk = records[start : start + batch_size]
         images = [read_gray(frames_dir / f"{f['frame_id']}.png") for f in chunk]
-        probs = predict_probabilities(model, np.stack([to_model_input(im, input_size) for im in images]))
-        for frame, image, prob in zip(chunk, images, probs):
-            pred = postprocess(prob, image.shape, threshold=threshold)
+        points = [hint_pixels(hints, f, im.shape) for f, im in zip(chunk, images)] if hints else None
+        preds = segment_images(model, images, input_size, threshold, flip_tta=flip_tta, hints=points)
+        for frame, image, pred in zip(chunk, images, preds):
             true = None
             if masks_dir is not None and bool(frame.get("has_mask", False)):
                 true_path = Path(masks_dir) / f"{frame['frame_id']}.png"
@@ -283,6 +287,81 @@ def crop_frames(
                 row["crop_path"] = out.relative_to(base).as_posix() if out.is_relative_to(base) else str(out)
             rows.append(row)
     return pd.DataFrame(rows, columns=list(CROP_COLUMNS))
+
+
+# -- nerve hints -------------------------------------------------------------------------------
+
+HINT_COLUMNS: tuple[str, ...] = ("video", "x", "y")
+"""Columns of the optional ``DATA/nerve_hints.csv``: video stem, point as fractions of width/height."""
+
+
+def read_nerve_hints(path: str | Path, id_map: pd.DataFrame | None = None) -> dict[tuple[str, str], tuple[float, float]]:
+    """Read ``nerve_hints.csv``: one marked nerve point per video -> {(wrist_id, plane): (x, y)}.
+
+    ``video`` is a video stem of ``DATA/videos`` (``<participant_id>_<side>_<plane>``, any letter
+    case of side and plane, extension optional). ``x`` and ``y`` are fractions of the frame's
+    width and height (0 = left / top edge, 1 = right / bottom edge), so a point read off the
+    source video (pixel column / width, pixel row / height) stays valid after the frames are
+    resized. ``id_map`` (columns source_id, participant_id: stage 01's pseudonym table) turns
+    the source participant id into the pseudonymised wrist id used by frames.csv.
+
+    Raises:
+        InputError: a missing column, a duplicated video, a malformed stem, an x or y outside
+            [0, 1], or a participant the pseudonym table does not know (naming file and row).
+    """
+    from ctslib import PLANES, SIDES
+
+    table = pd.read_csv(path, dtype=str, keep_default_na=False, sep=None, engine="python")
+    table.columns = [c.strip().lower() for c in table.columns]
+    missing = [c for c in HINT_COLUMNS if c not in table.columns]
+    if missing:
+        raise InputError(f"nerve hints need columns {list(HINT_COLUMNS)}; missing {missing}", file=path, column=missing[0])
+    pseudonym = dict(zip(id_map["source_id"].astype(str), id_map["participant_id"].astype(str))) if id_map is not None else None
+    hints: dict[tuple[str, str], tuple[float, float]] = {}
+    for i, row in enumerate(table.itertuples(index=False), start=1):  # data rows, header excluded
+        if not any(str(v).strip() for v in row):
+            continue  # blank line
+        stem = Path(str(row.video).strip()).name
+        stem = stem.rsplit(".", 1)[0] if "." in stem else stem
+        parts = stem.rsplit("_", 2)
+        if len(parts) != 3 or parts[1].upper() not in SIDES or parts[2].lower() not in PLANES:
+            raise InputError(f"video {row.video!r} is not <participant_id>_<side>_<plane>", file=path, row=i, column="video")
+        source, side, plane = parts[0], parts[1].upper(), parts[2].lower()
+        point = []
+        for col in ("x", "y"):
+            value = pd.to_numeric(str(getattr(row, col)).strip().replace(",", "."), errors="coerce")
+            if not (np.isfinite(value) and 0.0 <= value <= 1.0):
+                raise InputError(f"{col} must be a fraction of the frame in [0, 1], got {getattr(row, col)!r}",
+                                 file=path, row=i, column=col)
+            point.append(float(value))
+        if pseudonym is not None:
+            if source not in pseudonym:
+                raise InputError(f"participant {source!r} is not in cohort.csv", file=path, row=i, column="video")
+            source = pseudonym[source]
+        key = (f"{source}_{side}", plane)
+        if key in hints:
+            raise InputError(f"video {stem!r} has more than one hint", file=path, row=i, column="video")
+        hints[key] = (point[0], point[1])
+    return hints
+
+
+def load_hints(hints_csv: str | Path, id_map_csv: str | Path) -> dict[tuple[str, str], tuple[float, float]]:
+    """``read_nerve_hints`` of ``DATA/nerve_hints.csv`` with stage 01's pseudonyms; {} when absent."""
+    if not Path(hints_csv).exists():
+        return {}
+    id_map = pd.read_csv(id_map_csv, dtype=str) if Path(id_map_csv).exists() else None
+    return read_nerve_hints(hints_csv, id_map)
+
+
+def hint_pixels(
+    hints: Mapping[tuple[str, str], tuple[float, float]] | None, frame: Mapping, shape: tuple[int, ...]
+) -> tuple[float, float] | None:
+    """The hint of a frame's video in the frame's pixels (column, row), or None without one."""
+    point = (hints or {}).get((str(frame["wrist_id"]), str(frame["plane"])))
+    if point is None:
+        return None
+    height, width = shape[:2]
+    return point[0] * (width - 1), point[1] * (height - 1)
 
 
 # -- summaries ------------------------------------------------------------------------------
@@ -313,6 +392,57 @@ def crop_funnel(frames: pd.DataFrame, crops: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def no_nerve_by_video(crops: pd.DataFrame) -> pd.DataFrame:
+    """Per video (wrist x plane): kept frames tried, frames with no nerve found, and their share.
+
+    With true masks (``true_nerve_area_px``), ``no_nerve_true_empty`` counts the no-nerve frames
+    whose true mask is empty too (correct rejections: QC kept a frame without the nerve in view).
+    """
+    found = as_bool(crops["nerve_found"])
+    true_area = pd.to_numeric(crops.get("true_nerve_area_px", pd.Series(np.nan, index=crops.index)), errors="coerce")
+    table = (
+        crops.assign(no_nerve=~found, no_nerve_true_empty=~found & true_area.eq(0))
+        .groupby(["wrist_id", "plane"], sort=True)
+        .agg(kept_frames=("frame_id", "size"), no_nerve_found=("no_nerve", "sum"),
+             no_nerve_true_empty=("no_nerve_true_empty", "sum"))
+        .reset_index()
+    )
+    for col in ("no_nerve_found", "no_nerve_true_empty"):
+        table[col] = table[col].astype(int)
+    table["no_nerve_share"] = table["no_nerve_found"] / table["kept_frames"]
+    return table
+
+
+def no_nerve_warnings(by_video: pd.DataFrame, max_share: float) -> list[str]:
+    """Warnings for videos where no nerve was found in every kept frame, or in more than ``max_share``.
+
+    Raises:
+        StageError: no nerve was found in any kept frame of any video, or there was no kept
+            frame at all (nothing to crop).
+    """
+    from ctslib.errors import StageError
+
+    tried = int(by_video["kept_frames"].sum())
+    if tried == 0:
+        raise StageError("no kept frame to segment: quality control (notebook 02, tables/qc_funnel) kept none")
+    if int(by_video["no_nerve_found"].sum()) == tried:
+        raise StageError(
+            f"no nerve found in any of the {tried} kept frames of {len(by_video)} videos: check the frames "
+            "(figures of notebook 02), give masks to fine-tune the segmenter, or mark the nerve in nerve_hints.csv"
+        )
+    messages = []
+    for row in by_video.itertuples(index=False):
+        video = f"{row.wrist_id} {row.plane}"
+        empty = int(getattr(row, "no_nerve_true_empty", 0))
+        truth = f"; the true masks show no nerve in {empty} of them (QC kept frames without the nerve)" if empty else ""
+        if row.no_nerve_found == row.kept_frames:
+            messages.append(f"{video}: no nerve found in any of its {row.kept_frames} kept frames (the video gives no crops){truth}")
+        elif row.no_nerve_share > max_share:
+            messages.append(f"{video}: no nerve found in {row.no_nerve_found} of {row.kept_frames} kept frames "
+                            f"({row.no_nerve_share:.0%}, over {max_share:.0%}){truth}")
+    return messages
 
 
 def centre_hit_rate(crops: pd.DataFrame) -> float:
@@ -389,3 +519,27 @@ def plot_crop_examples(
         ax.set_title(f"{row.plane} · {row.grade}\n{measure} {row.csa_mm2:.1f} mm²", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def example_figure(
+    crops: pd.DataFrame,
+    frames_dir: str | Path,
+    masks_dir: str | Path,
+    model,
+    *,
+    input_size: int,
+    threshold: float,
+    seed: int,
+    flip_tta: bool = False,
+    hints: Mapping[tuple[str, str], tuple[float, float]] | None = None,
+):
+    """``plot_crop_examples`` of one seeded cropped frame per grade x plane, segmented as in ``crop_frames``."""
+    from ctslib.segment import read_gray, read_mask, segment_images
+
+    examples = pick_examples(crops, seed=seed)
+    rows = examples.to_dict("records")
+    images = [read_gray(Path(frames_dir) / f"{r['frame_id']}.png") for r in rows]
+    points = [hint_pixels(hints, r, im.shape) for r, im in zip(rows, images)] if hints else None
+    preds = segment_images(model, images, input_size, threshold, flip_tta=flip_tta, hints=points)
+    trues = [read_mask(p) if p.exists() else None for p in (Path(masks_dir) / f"{r['frame_id']}.png" for r in rows)]
+    return plot_crop_examples(images, preds, examples, trues)

@@ -63,8 +63,9 @@ class StageResult:
 
 
 def library_hash() -> str:
-    """Hash of the ctslib sources: a library change reruns every stage."""
-    return sha256_tree(PROJECT_ROOT / "ctslib", "**/*.py")
+    """Hash of the ctslib sources, templates and shipped weights: a library change reruns every stage."""
+    root = PROJECT_ROOT / "ctslib"
+    return sha256_json([sha256_tree(root, pattern) for pattern in ("**/*.py", "templates/**/*", "weights/*")])
 
 
 def declared_parameters(notebook: Path) -> dict[str, Any]:

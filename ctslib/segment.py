@@ -1,17 +1,20 @@
-"""Nerve segmentation: a small Keras U-Net, its input pipeline, post-processing and metrics.
+"""Nerve segmentation: a small Keras U-Net, its input pipeline, post-processing, metrics, stage-03 verbs.
 
 The segmenter only has to *find* the median nerve well enough to centre a crop on it and to
-measure its area (CSA), so it is deliberately small: frames are downsampled to ``input_size``
-(e.g. 96 or 128 of a 256 frame) for speed on a CPU, predictions are upsampled back to the
-frame's full resolution, thresholded, and reduced to their largest connected component (one
-median nerve per frame). Loss = binary cross-entropy + soft Dice (Dice copes with the nerve
-being a few percent of the image; BCE gives smooth early gradients).
+measure its area (CSA). Frames are downsampled to the model's ``input_size`` for speed on a CPU,
+predictions are upsampled back to the frame's full resolution, thresholded, and reduced to one
+connected component (the largest, or the one nearest a marked point: one median nerve per
+frame). ``segment_images`` is that whole predict -> post-process step. Loss = binary
+cross-entropy + soft Dice (Dice copes with the nerve being a few percent of the image; BCE gives
+smooth early gradients).
 
-Evaluation splits are by participant (``participant_split``), never by frame: frames of one
-wrist are near-duplicates and would leak across a frame split.
+The package ships one trained segmenter (``ctslib.pretrained``); stage 03 uses it as is or
+fine-tunes it (``choose_mode``, ``fine_tune``). Evaluation splits are by participant
+(``participant_split``), never by frame: frames of one wrist are near-duplicates. Dice is scored
+on frames whose true mask shows a nerve; empty-against-empty frames are counted apart.
 
-Also reads the public usgra-seg data set (real ultrasound, CC-BY 4.0) used as a real-data
-check of the same code (``usgra_pairs``, ``USGRA_ATTRIBUTION``).
+Also reads and scores the public usgra-seg data set (real ultrasound, CC-BY 4.0: ``usgra_pairs``,
+``usgra_check``, ``USGRA_ATTRIBUTION``).
 """
 
 from __future__ import annotations
@@ -136,6 +139,53 @@ def usgra_pairs(root: str | Path, subset: str = "train") -> tuple[list[Path], li
     return images, masks
 
 
+def usgra_check(
+    model,
+    input_size: int,
+    threshold: float = 0.5,
+    *,
+    root: str | Path,
+    subset: str = "test",
+    flip_tta: bool = False,
+) -> pd.DataFrame:
+    """Score a segmenter on usgra-seg images at their original resolution, one row per image.
+
+    Columns: ``id``, ``true_area_px``, ``dice_largest`` / ``iou_largest`` (largest predicted
+    component: the pipeline's rule), ``dice_all`` / ``iou_all`` (every component above the
+    threshold; several nerves can be in one usgra-seg image) and ``crop_hit`` (the centroid of
+    the largest component lies inside the true nerve; False when nothing was predicted).
+    """
+    from ctslib.crop import mask_centroid, point_in_mask
+
+    image_paths, mask_paths = usgra_pairs(root, subset)
+    images = [read_gray(p) for p in image_paths]
+    trues = [read_mask(p, USGRA_NERVE_LABEL) for p in mask_paths]
+    every = segment_images(model, images, input_size, threshold, keep_largest=False, flip_tta=flip_tta)
+    rows = []
+    for path, true, pred_all in zip(image_paths, trues, every):
+        pred = largest_component(pred_all)
+        centre = mask_centroid(pred)
+        rows.append({
+            "id": path.name, "true_area_px": int(true.sum()),
+            "dice_largest": dice_score(pred, true), "iou_largest": iou_score(pred, true),
+            "dice_all": dice_score(pred_all, true), "iou_all": iou_score(pred_all, true),
+            "crop_hit": centre is not None and point_in_mask(true, *centre),
+        })
+    return pd.DataFrame(rows)
+
+
+def usgra_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean/median Dice, mean IoU and crop-hit rate of a ``usgra_check`` table, per component rule."""
+    rows = []
+    for rule in ("largest", "all"):
+        rows.append({
+            "components": rule, "n_images": len(table),
+            "dice_mean": table[f"dice_{rule}"].mean(), "dice_median": table[f"dice_{rule}"].median(),
+            "iou_mean": table[f"iou_{rule}"].mean(), "crop_hit_rate": float(table["crop_hit"].mean()),
+        })
+    return pd.DataFrame(rows)
+
+
 # -- tf.data input pipeline ---------------------------------------------------------------
 
 
@@ -190,14 +240,30 @@ def make_dataset(
 # -- model ----------------------------------------------------------------------------------
 
 
-def build_unet(input_size: int, *, depth: int = 3, base_filters: int = 16, seed: int = 0):
+def build_unet(
+    input_size: int,
+    *,
+    depth: int = 3,
+    base_filters: int = 16,
+    seed: int = 0,
+    residual: bool = False,
+    max_filters: int | None = None,
+    stem_stride: int = 1,
+):
     """A small U-Net: ``depth`` down/up levels of two 3x3 Conv-BN-ReLU, filters doubling per level.
 
     Args:
         input_size: side of the square single-channel input; must be divisible by ``2**depth``.
         depth: number of pooling levels.
         base_filters: filters of the first level.
-        seed: seeds the he_normal kernel initialisers.
+        seed: seeds the kernel initialisers.
+        residual: give each block a (1x1-projected) identity shortcut (a residual U-Net; trains
+            deeper nets faster and more stably).
+        max_filters: cap on the filters of a level (keeps the deep levels, and the file, small).
+        stem_stride: 2 runs the U-Net on a half-resolution stem (a strided convolution) and
+            joins it to a thin full-resolution branch at the end: the capacity of ``base_filters``
+            at a quarter of the cost of the top level. ``input_size`` must then be divisible by
+            ``2**(depth + 1)``.
 
     Returns:
         An uncompiled ``keras.Model`` mapping (s, s, 1) images to (s, s, 1) nerve probabilities.
@@ -205,33 +271,56 @@ def build_unet(input_size: int, *, depth: int = 3, base_filters: int = 16, seed:
     import keras
     from keras import layers
 
-    if input_size % (2**depth):
-        raise ValueError(f"input_size {input_size} must be divisible by 2**depth = {2**depth}")
+    if stem_stride not in (1, 2):
+        raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride}")
+    levels = depth + (stem_stride == 2)
+    if input_size % (2**levels):
+        raise ValueError(f"input_size {input_size} must be divisible by {2**levels} (depth {depth}, stem {stem_stride})")
     counter = iter(range(10_000))
 
+    def width(level: int) -> int:
+        return min(base_filters * 2**level, max_filters or 1 << 30)
+
+    def conv_bn(x, filters, kernel=3):
+        init = keras.initializers.HeNormal(seed=seed + next(counter))
+        x = layers.Conv2D(filters, kernel, padding="same", use_bias=False, kernel_initializer=init)(x)
+        return layers.BatchNormalization(momentum=0.9)(x)  # short runs: moving stats settle fast
+
     def conv_block(x, filters):
-        for _ in range(2):
-            init = keras.initializers.HeNormal(seed=seed + next(counter))
-            x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer=init)(x)
-            x = layers.BatchNormalization(momentum=0.9)(x)  # short runs: moving stats settle fast
-            x = layers.Activation("relu")(x)
-        return x
+        if not residual:
+            for _ in range(2):
+                x = layers.Activation("relu")(conv_bn(x, filters))
+            return x
+        shortcut = x if x.shape[-1] == filters else conv_bn(x, filters, kernel=1)
+        y = layers.Activation("relu")(conv_bn(x, filters))
+        y = conv_bn(y, filters)
+        return layers.Activation("relu")(layers.Add()([shortcut, y]))
 
     inputs = keras.Input((input_size, input_size, 1))
     x, skips = inputs, []
+    if stem_stride == 2:
+        full = layers.Activation("relu")(conv_bn(inputs, max(base_filters // 2, 4)))
+        init = keras.initializers.HeNormal(seed=seed + next(counter))
+        x = layers.Conv2D(base_filters, 3, strides=2, padding="same", use_bias=False, kernel_initializer=init)(full)
+        x = layers.Activation("relu")(layers.BatchNormalization(momentum=0.9)(x))
     for level in range(depth):
-        x = conv_block(x, base_filters * 2**level)
+        x = conv_block(x, width(level))
         skips.append(x)
         x = layers.MaxPooling2D(2)(x)
-    x = conv_block(x, base_filters * 2**depth)
+    x = conv_block(x, width(depth))
     for level in reversed(range(depth)):
         init = keras.initializers.HeNormal(seed=seed + next(counter))
-        x = layers.Conv2DTranspose(base_filters * 2**level, 2, strides=2, kernel_initializer=init)(x)
+        x = layers.Conv2DTranspose(width(level), 2, strides=2, kernel_initializer=init)(x)
         x = layers.Concatenate()([x, skips[level]])
-        x = conv_block(x, base_filters * 2**level)
+        x = conv_block(x, width(level))
+    if stem_stride == 2:
+        init = keras.initializers.HeNormal(seed=seed + next(counter))
+        x = layers.Conv2DTranspose(max(base_filters // 2, 4), 2, strides=2, kernel_initializer=init)(x)
+        x = layers.Activation("relu")(conv_bn(layers.Concatenate()([x, full]), max(base_filters // 2, 4)))
     init = keras.initializers.GlorotUniform(seed=seed + next(counter))
     outputs = layers.Conv2D(1, 1, activation="sigmoid", kernel_initializer=init)(x)
-    return keras.Model(inputs, outputs, name=f"unet_d{depth}_f{base_filters}")
+    kind = ("resunet" if residual else "unet") + ("_stem2" if stem_stride == 2 else "")
+    return keras.Model(inputs, outputs, name=f"{kind}_d{depth}_f{base_filters}")
 
 
 def dice_bce_loss(y_true, y_pred, smooth: float = 1.0):
@@ -260,8 +349,8 @@ def soft_dice_metric(y_true, y_pred):
 soft_dice_metric.__name__ = "dice"
 
 
-def compile_segmenter(model, learning_rate: float = 1e-3):
-    """Compile ``model`` with Adam, Dice+BCE loss and a thresholded-Dice monitor."""
+def compile_segmenter(model, learning_rate=1e-3):
+    """Compile ``model`` with Adam (a float or a Keras schedule), Dice+BCE loss and a Dice monitor."""
     import keras
 
     model.compile(
@@ -310,11 +399,54 @@ def train_segmenter(
     return model, history
 
 
-def predict_probabilities(model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """Nerve probabilities (N, s, s) for model-sized images (N, s, s, 1)."""
+def predict_probabilities(model, images: np.ndarray, batch_size: int = 32, *, flip_tta: bool = False) -> np.ndarray:
+    """Nerve probabilities (N, s, s) for model-sized images (N, s, s, 1).
+
+    With ``flip_tta`` the prediction is averaged with that of the mirrored image (mirrored back):
+    test-time augmentation by the one symmetry B-mode has (left and right wrists mirror).
+    """
     if len(images) == 0:
         return np.zeros((0, *images.shape[1:3]), np.float32)
-    return model.predict(images, batch_size=batch_size, verbose=0)[..., 0]
+    probs = model.predict(images, batch_size=batch_size, verbose=0)[..., 0]
+    if flip_tta:
+        mirrored = model.predict(images[:, :, ::-1], batch_size=batch_size, verbose=0)[..., 0]
+        probs = 0.5 * (probs + mirrored[:, :, ::-1])
+    return probs
+
+
+def segment_images(
+    model,
+    images: Sequence[np.ndarray],
+    input_size: int,
+    threshold: float = 0.5,
+    *,
+    keep_largest: bool = True,
+    flip_tta: bool = False,
+    hints: Sequence[tuple[float, float] | None] | None = None,
+    batch_size: int = 32,
+) -> list[np.ndarray]:
+    """Predict -> post-process: one full-resolution 0/1 nerve mask per 8-bit grayscale image.
+
+    Args:
+        model: a segmenter (``build_unet`` architecture, sigmoid output).
+        images: grayscale images (H, W) of any size; each mask has its image's shape.
+        input_size: the model's square input side.
+        threshold: probability threshold.
+        keep_largest: keep one component per image (the largest, or the one nearest the hint).
+        flip_tta: average with the mirrored prediction (see ``predict_probabilities``).
+        hints: optional (x, y) point per image (pixels of that image, or None): the component
+            nearest the point is kept instead of the largest (``nearest_component``).
+    """
+    if len(images) == 0:
+        return []
+    x = np.stack([to_model_input(im, input_size) for im in images])
+    probs = predict_probabilities(model, x, batch_size, flip_tta=flip_tta)
+    masks = []
+    for k, (prob, image) in enumerate(zip(probs, images)):
+        hint = hints[k] if hints is not None else None
+        binary = postprocess(prob, image.shape[:2], threshold=threshold, keep_largest=keep_largest and hint is None)
+        masks.append(nearest_component(binary, *hint) if keep_largest and hint is not None else binary)
+    return masks
 
 
 def save_segmenter(model, path: str | Path) -> Path:
@@ -329,7 +461,7 @@ def load_segmenter(path: str | Path):
     import keras
 
     if not Path(path).exists():
-        raise InputError("segmenter model not found; run notebook 03 first", file=path)
+        raise InputError("segmenter model not found", file=path)
     return keras.models.load_model(path, compile=False)
 
 
@@ -344,6 +476,25 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
         return binary
     biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     return (labels == biggest).astype(np.uint8)
+
+
+def nearest_component(mask: np.ndarray, x: float, y: float) -> np.ndarray:
+    """Keep the 8-connected component of ``mask`` nearest the point (x = column, y = row).
+
+    A component containing the point wins; otherwise the one with the smallest pixel distance to
+    it (ties: the larger component). An empty mask stays empty.
+    """
+    binary = (mask > 0).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    if n <= 2:
+        return binary
+    rows, cols = np.nonzero(labels)
+    dist = (cols - float(x)) ** 2 + (rows - float(y)) ** 2
+    best = np.full(n, np.inf)
+    np.minimum.at(best, labels[rows, cols], dist)
+    areas = stats[:, cv2.CC_STAT_AREA].astype(float)
+    order = np.lexsort((-areas[1:], best[1:]))  # nearest first, then larger
+    return (labels == 1 + int(order[0])).astype(np.uint8)
 
 
 def postprocess(
@@ -369,52 +520,70 @@ def postprocess(
 
 
 def dice_score(pred: np.ndarray, true: np.ndarray) -> float:
-    """Dice = 2|P∩T| / (|P|+|T|) of two binary masks; 1.0 when both are empty."""
+    """Dice = 2|P∩T| / (|P|+|T|) of two binary masks; NaN when both are empty.
+
+    Empty against empty (no nerve in view, none predicted) is a correct rejection, not a perfect
+    segmentation: it is undefined here and counted apart (``summarise_scores``), so frames without
+    a nerve can never lift a mean Dice to 1.0.
+    """
     p, t = pred > 0, true > 0
     total = int(p.sum() + t.sum())
-    return 1.0 if total == 0 else 2.0 * int((p & t).sum()) / total
+    return float("nan") if total == 0 else 2.0 * int((p & t).sum()) / total
 
 
 def iou_score(pred: np.ndarray, true: np.ndarray) -> float:
-    """IoU (Jaccard) = |P∩T| / |P∪T| of two binary masks; 1.0 when both are empty."""
+    """IoU (Jaccard) = |P∩T| / |P∪T| of two binary masks; NaN when both are empty."""
     p, t = pred > 0, true > 0
     union = int((p | t).sum())
-    return 1.0 if union == 0 else int((p & t).sum()) / union
+    return float("nan") if union == 0 else int((p & t).sum()) / union
+
+
+SCORE_COLUMNS: tuple[str, ...] = ("id", "true_area_px", "pred_area_px", "dice", "iou")
 
 
 def segmentation_scores(
     preds: Sequence[np.ndarray], trues: Sequence[np.ndarray], ids: Sequence[str] | None = None
 ) -> pd.DataFrame:
-    """Per-image Dice and IoU (columns id, dice, iou); ``summarise_scores`` gives the means."""
+    """Per-image Dice and IoU with both areas (columns ``SCORE_COLUMNS``); see ``summarise_scores``."""
     if len(preds) != len(trues):
         raise ValueError(f"{len(preds)} predictions but {len(trues)} true masks")
     rows = []
     for i, (p, t) in enumerate(zip(preds, trues)):
         if p.shape != t.shape:
             raise ValueError(f"image {i}: predicted shape {p.shape} != true shape {t.shape}")
-        rows.append({"id": ids[i] if ids is not None else i, "dice": dice_score(p, t), "iou": iou_score(p, t)})
-    return pd.DataFrame(rows, columns=["id", "dice", "iou"])
+        rows.append({"id": ids[i] if ids is not None else i, "true_area_px": int((t > 0).sum()),
+                     "pred_area_px": int((p > 0).sum()), "dice": dice_score(p, t), "iou": iou_score(p, t)})
+    return pd.DataFrame(rows, columns=list(SCORE_COLUMNS))
 
 
 def summarise_scores(scores: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
-    """Mean, SD and median of per-image Dice/IoU, per group of ``by`` and over all images.
+    """Dice/IoU on images whose true mask shows a nerve, and the empty-mask images counted apart.
 
-    Counts images, and participants too when ``scores`` has a ``participant_id`` column. The
-    last row (``by`` = "all") summarises every image.
+    Per group of ``by`` and over all images (last row, ``by`` = "all"): ``n_images``;
+    ``n_nerve`` images whose truth shows a nerve, with their Dice mean / SD / median and IoU;
+    ``n_true_empty`` images with an empty true mask, split into ``n_true_empty_pred_empty``
+    (correct rejections) and ``n_true_empty_pred_nerve`` (a nerve predicted where none is).
+    Participants are counted too when ``scores`` has a ``participant_id`` column.
     """
     groups = [*(scores.groupby(by) if by else []), ("all", scores)]
     rows = []
     for key, part in groups:
+        nerve = part[part["true_area_px"] > 0]
+        empty = part[part["true_area_px"] == 0]
         rows.append(
             {
                 (by or "set"): key,
                 "n_images": len(part),
                 **({"n_participants": part["participant_id"].nunique()} if "participant_id" in part else {}),
-                "dice_mean": part["dice"].mean(),
-                "dice_sd": part["dice"].std(ddof=1) if len(part) > 1 else float("nan"),
-                "dice_median": part["dice"].median(),
-                "iou_mean": part["iou"].mean(),
-                "iou_median": part["iou"].median(),
+                "n_nerve": len(nerve),
+                "dice_mean": nerve["dice"].mean(),
+                "dice_sd": nerve["dice"].std(ddof=1) if len(nerve) > 1 else float("nan"),
+                "dice_median": nerve["dice"].median(),
+                "iou_mean": nerve["iou"].mean(),
+                "iou_median": nerve["iou"].median(),
+                "n_true_empty": len(empty),
+                "n_true_empty_pred_empty": int((empty["pred_area_px"] == 0).sum()),
+                "n_true_empty_pred_nerve": int((empty["pred_area_px"] > 0).sum()),
             }
         )
     return pd.DataFrame(rows)
@@ -468,3 +637,191 @@ def evenly_spaced_subset(frame_ids: Sequence[str], groups: Sequence[str], max_to
     if len(keep_arr) > max_total:  # per-group rounding overshot: thin evenly across groups
         keep_arr = keep_arr[np.linspace(0, len(keep_arr) - 1, max_total).round().astype(int)]
     return np.sort(keep_arr)
+
+
+# -- stage 03 verbs: which segmenter, fine-tuning from the shipped weights, scoring frames ------------
+
+SEG_MODES: tuple[str, ...] = ("auto", "pretrained", "finetune")
+"""``auto``: fine-tune when frames with nerve masks exist, else the shipped model as is."""
+
+
+def choose_mode(requested: str, n_masked_frames: int, n_masked_participants: int) -> str:
+    """Resolve ``SEG_MODE`` to "pretrained" or "finetune" for the data at hand.
+
+    Fine-tuning needs masks of at least two participants (some are held out to measure it).
+
+    Raises:
+        InputError: an unknown mode, or "finetune" forced without enough masked frames.
+    """
+    if requested not in SEG_MODES:
+        raise InputError(f"SEG_MODE must be one of {SEG_MODES}, got {requested!r}")
+    can_finetune = n_masked_frames > 0 and n_masked_participants >= 2
+    if requested == "finetune" and not can_finetune:
+        raise InputError(
+            f"SEG_MODE='finetune' needs nerve masks of at least 2 participants; found {n_masked_frames} masked "
+            f"frames of {n_masked_participants} participant(s) (DATA/masks/, see docs/pipeline.md)"
+        )
+    if requested == "auto":
+        return "finetune" if can_finetune else "pretrained"
+    return requested
+
+
+def score_frames(
+    model,
+    rows: pd.DataFrame,
+    frames_dir: str | Path,
+    masks_dir: str | Path,
+    *,
+    input_size: int,
+    threshold: float = 0.5,
+    flip_tta: bool = False,
+    chunk: int = 256,
+) -> pd.DataFrame:
+    """Per-frame scores (``segmentation_scores`` + plane, participant_id) of frames with masks.
+
+    Frames are ``frames_dir/<frame_id>.png``, masks ``masks_dir/<frame_id>.png``; the pipeline's
+    rule (largest component) applies.
+    """
+    frames_dir, masks_dir = Path(frames_dir), Path(masks_dir)
+    ids = list(rows["frame_id"])
+    parts = []
+    for start in range(0, len(ids), chunk):  # bounded memory on large folders
+        part = ids[start : start + chunk]
+        images = [read_gray(frames_dir / f"{f}.png") for f in part]
+        trues = [read_mask(masks_dir / f"{f}.png") for f in part]
+        preds = segment_images(model, images, input_size, threshold, flip_tta=flip_tta)
+        parts.append(segmentation_scores(preds, trues, ids=part))
+    scores = pd.concat(parts, ignore_index=True) if parts else segmentation_scores([], [])
+    scores["plane"] = rows["plane"].to_numpy()
+    scores["participant_id"] = rows["participant_id"].to_numpy()
+    return scores
+
+
+def fine_tune(
+    model,
+    masked: pd.DataFrame,
+    frames_dir: str | Path,
+    masks_dir: str | Path,
+    *,
+    input_size: int,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    max_train_frames: int | None,
+    heldout_fraction: float,
+    threshold: float = 0.5,
+    flip_tta: bool = False,
+    seed: int = 0,
+) -> dict:
+    """Fine-tune ``model`` (in place) on frames with masks; score held-out participants before and after.
+
+    ``masked`` lists every frame with a nerve mask, whatever QC decided (a mask is worth training
+    on even where QC rejected the frame for cropping). A ``heldout_fraction`` of participants is
+    held out (grouped split); training uses at most ``max_train_frames`` frames of the others,
+    spread evenly over each video. The held-out participants are scored on their frames that QC
+    kept (a ``kept`` column; all of them without one): the frames the pipeline crops.
+
+    Returns:
+        dict with ``history`` (per epoch), ``train_rows``, ``heldout_rows``, and per-frame
+        ``scores_before`` / ``scores_after`` on the held-out participants.
+    """
+    frames_dir, masks_dir = Path(frames_dir), Path(masks_dir)
+    train_idx, heldout_idx = participant_split(masked["participant_id"], test_size=heldout_fraction, seed=seed)
+    train_rows = masked.iloc[train_idx].reset_index(drop=True)
+    heldout_rows = masked.iloc[heldout_idx].reset_index(drop=True)
+    if "kept" in heldout_rows.columns:
+        heldout_rows = heldout_rows[heldout_rows["kept"].astype(bool)].reset_index(drop=True)
+    subset = evenly_spaced_subset(train_rows["frame_id"], train_rows["wrist_id"] + "_" + train_rows["plane"],
+                                  max_train_frames)
+    train_rows = train_rows.iloc[subset].reset_index(drop=True)
+    score = dict(input_size=input_size, threshold=threshold, flip_tta=flip_tta)
+    before = score_frames(model, heldout_rows, frames_dir, masks_dir, **score)
+    x, y = load_pairs([frames_dir / f"{f}.png" for f in train_rows["frame_id"]],
+                      [masks_dir / f"{f}.png" for f in train_rows["frame_id"]], input_size)
+    model, history = train_segmenter(x, y, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                                     seed=seed, model=model)
+    after = score_frames(model, heldout_rows, frames_dir, masks_dir, **score)
+    return {"model": model, "history": history, "train_rows": train_rows, "heldout_rows": heldout_rows,
+            "scores_before": before, "scores_after": after}
+
+
+def before_after_table(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+    """``summarise_scores`` by plane of the shipped (before) and fine-tuned (after) model, stacked."""
+    return pd.concat([summarise_scores(before, by="plane").assign(model="shipped (before fine-tuning)"),
+                      summarise_scores(after, by="plane").assign(model="fine-tuned")], ignore_index=True)
+
+
+def plot_usgra_worst(model, table: pd.DataFrame, input_size: int, threshold: float, *, root: str | Path,
+                     subset: str = "test", n: int = 4, flip_tta: bool = False):
+    """The ``n`` usgra-seg images of lowest Dice: true nerve (cyan), prediction (yellow), crop centre (red)."""
+    import matplotlib.pyplot as plt
+
+    from ctslib.crop import mask_centroid
+
+    worst = table.sort_values(["dice_largest", "id"]).head(n)
+    image_paths, mask_paths = usgra_pairs(root, subset)
+    by_name = {p.name: (p, m) for p, m in zip(image_paths, mask_paths)}
+    fig, axes = plt.subplots(1, max(n, 1), figsize=(3.4 * max(n, 1), 3.6), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, row in zip(axes.ravel(), worst.itertuples(index=False)):
+        image_path, mask_path = by_name[row.id]
+        image, true = read_gray(image_path), read_mask(mask_path, USGRA_NERVE_LABEL)
+        pred = segment_images(model, [image], input_size, threshold, flip_tta=flip_tta)[0]
+        ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+        ax.contour(true > 0, levels=[0.5], colors="cyan", linewidths=0.8)
+        if pred.any():
+            ax.contour(pred > 0, levels=[0.5], colors="yellow", linewidths=0.8)
+            ax.plot(*mask_centroid(pred), "r+", markersize=9)
+        ax.set_title(f"{row.id}: Dice {row.dice_largest:.2f}", fontsize=9)
+    fig.suptitle(f"Lowest Dice on usgra-seg {subset} images (cyan truth, yellow prediction). {USGRA_ATTRIBUTION}",
+                 fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def adapt_segmenter(
+    model,
+    mode: str,
+    masked: pd.DataFrame,
+    frames_dir: str | Path,
+    masks_dir: str | Path,
+    *,
+    input_size: int,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    max_train_frames: int | None,
+    heldout_fraction: float,
+    threshold: float = 0.5,
+    flip_tta: bool = False,
+    seed: int = 0,
+) -> dict:
+    """Stage 03's segmenter for the data at hand, per ``mode`` (from ``choose_mode``).
+
+    "finetune": ``fine_tune`` from the given (shipped) weights, scored before and after on held-out
+    participants. "pretrained": the model as is; frames with masks, if any (all unseen), are scored.
+
+    Returns:
+        dict with ``model``, ``mode_text`` (what the report says), ``metrics`` (``summarise_scores``
+        by plane with a ``model`` column, or None without masks) and ``history`` (fine-tuning
+        epochs, or None), plus ``tuned`` (``fine_tune``'s result, or None).
+    """
+    score = dict(input_size=input_size, threshold=threshold, flip_tta=flip_tta)
+    if mode == "finetune":
+        tuned = fine_tune(model, masked, frames_dir, masks_dir, epochs=epochs, batch_size=batch_size,
+                          learning_rate=learning_rate, max_train_frames=max_train_frames,
+                          heldout_fraction=heldout_fraction, seed=seed, **score)
+        text = (f"fine-tuned from the shipped weights on {len(tuned['train_rows'])} masked frames of "
+                f"{tuned['train_rows']['participant_id'].nunique()} participants")
+        return {"model": tuned["model"], "mode_text": text, "history": tuned["history"], "tuned": tuned,
+                "metrics": before_after_table(tuned["scores_before"], tuned["scores_after"])}
+    if mode != "pretrained":
+        raise InputError(f"mode must be 'pretrained' or 'finetune' (see choose_mode), got {mode!r}")
+    if len(masked):
+        scores = score_frames(model, masked, frames_dir, masks_dir, **score)
+        return {"model": model, "history": None, "tuned": None,
+                "mode_text": "pretrained, not fine-tuned (SEG_MODE forces it; every masked frame is unseen)",
+                "metrics": summarise_scores(scores, by="plane").assign(model="shipped (pretrained)")}
+    return {"model": model, "history": None, "tuned": None, "metrics": None,
+            "mode_text": "pretrained, not fine-tuned (no nerve masks in the data)"}

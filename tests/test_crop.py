@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import cv2
 import numpy as np
@@ -211,3 +212,106 @@ def test_crop_frames_refuses_missing_frame_before_writing(tmp_path):
                          min_area_mm2=0.2, progress=False)
     assert frames.frame_id[2] in str(err.value)
     assert not crops_dir.exists()
+
+
+# -- per-video no-nerve shares and their warnings ---------------------------------------------------
+
+
+def crops_of(found_per_video: dict[tuple[str, str], list[bool]]) -> pd.DataFrame:
+    rows = []
+    for (wrist, plane), flags in found_per_video.items():
+        for k, flag in enumerate(flags):
+            rows.append({"frame_id": f"{wrist}_{plane}_{k:04d}", "wrist_id": wrist, "plane": plane, "nerve_found": flag})
+    return pd.DataFrame(rows)
+
+
+def test_no_nerve_share_per_video_and_its_warnings():
+    crops = crops_of({
+        ("P001_L", "transverse"): [True] * 10,
+        ("P001_L", "longitudinal"): [True] * 6 + [False] * 4,   # 40 %: over 30 %
+        ("P002_R", "transverse"): [False] * 5,                  # nothing found at all
+        ("P002_R", "longitudinal"): [True] * 8 + [False] * 2,   # 20 %: fine
+    })
+    table = crop.no_nerve_by_video(crops).set_index(["wrist_id", "plane"])
+    assert table.loc[("P001_L", "longitudinal"), "no_nerve_found"] == 4
+    assert table.loc[("P001_L", "longitudinal"), "no_nerve_share"] == pytest.approx(0.4)
+    assert table.loc[("P002_R", "transverse"), "kept_frames"] == 5
+    messages = crop.no_nerve_warnings(table.reset_index(), max_share=0.3)
+    assert len(messages) == 2
+    assert any("P002_R transverse" in m and "any of its 5 kept frames" in m for m in messages)
+    assert any("P001_L longitudinal" in m and "4 of 10" in m for m in messages)
+    assert crop.no_nerve_warnings(table.reset_index(), max_share=0.5) == [m for m in messages if "P002_R" in m]
+    assert "true masks" not in " ".join(messages)  # no truth, no claim about it
+
+    # with true masks: the no-nerve frames whose truth is empty too are named as such
+    crops["true_nerve_area_px"] = 0
+    crops.loc[crops["wrist_id"].eq("P002_R") & crops["plane"].eq("transverse"), "true_nerve_area_px"] = [40, 0, 0, 0, 0]
+    with_truth = crop.no_nerve_by_video(crops).set_index(["wrist_id", "plane"])
+    assert with_truth.loc[("P002_R", "transverse"), "no_nerve_true_empty"] == 4
+    warned = crop.no_nerve_warnings(with_truth.reset_index(), max_share=0.5)
+    assert warned == [messages[[i for i, m in enumerate(messages) if "P002_R" in m][0]]
+                      + "; the true masks show no nerve in 4 of them (QC kept frames without the nerve)"]
+
+
+def test_no_nerve_anywhere_stops_the_stage_naming_the_frames_tried():
+    from ctslib.errors import StageError
+
+    crops = crops_of({("P001_L", "transverse"): [False] * 7, ("P002_R", "longitudinal"): [False] * 3})
+    with pytest.raises(StageError, match="no nerve found in any of the 10 kept frames of 2 videos"):
+        crop.no_nerve_warnings(crop.no_nerve_by_video(crops), max_share=0.3)
+    with pytest.raises(StageError, match="no kept frame to segment"):
+        crop.no_nerve_warnings(crop.no_nerve_by_video(crops.head(0)), max_share=0.3)
+
+
+# -- nerve hints ---------------------------------------------------------------------------------
+
+
+def test_read_nerve_hints_maps_videos_to_pseudonymised_wrists_and_checks_rows(tmp_path):
+    id_map = pd.DataFrame({"source_id": ["S7", "S9"], "participant_id": ["P001", "P002"]})
+    path = tmp_path / "nerve_hints.csv"
+    path.write_text("video,x,y\nS7_l_Transverse.mp4,0.25,0.5\nS9_R_longitudinal,\"0,75\",0.1\n,,\n")
+    hints = crop.read_nerve_hints(path, id_map)
+    assert hints == {("P001_L", "transverse"): (0.25, 0.5), ("P002_R", "longitudinal"): (0.75, 0.1)}
+    assert crop.hint_pixels(hints, {"wrist_id": "P001_L", "plane": "transverse"}, (101, 201)) == (50.0, 50.0)
+    assert crop.hint_pixels(hints, {"wrist_id": "P003_L", "plane": "transverse"}, (10, 10)) is None
+
+    for text, row, column, words in [
+        ("video,x\nS7_L_transverse,0.2\n", None, "y", "missing ['y']"),
+        ("video,x,y\nS7_L_transverse,1.5,0.5\n", 1, "x", "fraction of the frame"),
+        ("video,x,y\nS7_L_transverse,0.2,0.5\nS7_L_transverse,0.3,0.5\n", 2, "video", "more than one hint"),
+        ("video,x,y\nS7_left,0.2,0.5\n", 1, "video", "is not <participant_id>_<side>_<plane>"),
+        ("video,x,y\nS8_L_transverse,0.2,0.5\n", 1, "video", "not in cohort.csv"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(InputError, match=re.escape(words)) as err:
+            crop.read_nerve_hints(path, id_map)
+        assert err.value.column == column and err.value.row == row and "nerve_hints.csv" in str(err.value)
+    assert crop.load_hints(tmp_path / "absent.csv", tmp_path / "id_map.csv") == {}
+
+
+def test_a_hint_picks_the_marked_component_instead_of_the_largest(tmp_path):
+    """Two bright blobs: without a hint the larger one is cropped, with a hint near the smaller one, that one."""
+    frames = frames_table(1)
+    frames_dir = tmp_path / "frames"
+    frames_dir.mkdir()
+    image = np.full((64, 64), 20, np.uint8)
+    image[disk((64, 64), 16, 16, 8) > 0] = 230   # large blob, top-left
+    image[disk((64, 64), 48, 48, 4) > 0] = 230   # small blob, bottom-right
+    cv2.imwrite(str(frames_dir / f"{frames.frame_id[0]}.png"), image)
+    common = dict(input_size=32, crop_size=24, min_area_mm2=0.2, progress=False)
+    plain = crop.crop_frames(frames, frames_dir, tmp_path / "a", threshold_model(), **common)
+    assert plain.loc[0, "centre_x"] < 32 and plain.loc[0, "centre_y"] < 32
+    hint = {(frames.wrist_id[0], frames.plane[0]): (47 / 63, 47 / 63)}
+    hinted = crop.crop_frames(frames, frames_dir, tmp_path / "b", threshold_model(), hints=hint, **common)
+    assert hinted.loc[0, "centre_x"] > 32 and hinted.loc[0, "centre_y"] > 32
+    assert hinted.loc[0, "nerve_area_px"] < plain.loc[0, "nerve_area_px"]
+
+
+def test_masked_frames_keeps_every_frame_with_a_mask_whatever_qc_decided():
+    frames = frames_table(4)
+    frames["kept"] = [True, False, False, True]
+    frames["has_mask"] = [True, True, False, "1.0"]
+    frames["has_png"] = [True, True, True, True]
+    assert crop.masked_frames(frames)["frame_id"].tolist() == [frames.frame_id[0], frames.frame_id[1], frames.frame_id[3]]
+    frames["has_png"] = [True, False, True, True]  # a masked frame whose PNG stage 02 did not store
+    assert crop.masked_frames(frames)["frame_id"].tolist() == [frames.frame_id[0], frames.frame_id[3]]

@@ -44,13 +44,33 @@ def test_smoke_run_executes_every_stage(smoke_run) -> None:
 
 @pytest.mark.notebooks
 def test_smoke_report_index_links_the_paper_outputs(smoke_run) -> None:
+    import re
+
     index = (smoke_run.paths.report / "index.html").read_text(encoding="utf-8")
     for name in STAGES.values():
-        assert f"href='{name.removesuffix('.ipynb')}.html'" in index
+        assert 'href="{}.html"'.format(name.removesuffix(".ipynb")) in index
     for output in ("tables/table1.csv", "figures/figure2.png", "figures/figure3.png", "tables/table2.csv", "figures/figure4.png"):
         assert (smoke_run.paths.report / output).exists(), output
         assert output in index
     assert "SYNTHETIC" in index
+    # the verdict box comes first, then the table of contents; sanity flags and deviations are in the box
+    assert 0 < index.index('id="verdict"') < index.index('id="contents"') < index.index('id="paper"')
+    verdict = index[index.index('id="verdict"'):index.index('id="contents"')]
+    assert "Sanity flags" in verdict and "Deviations from the paper" in verdict and "epochs (paper: 500)" in verdict
+    assert "What this shows:" in verdict and not re.search(r"\bnan\b", index, flags=re.IGNORECASE)
+
+
+@pytest.mark.notebooks
+def test_smoke_notebook_pages_are_offline_quiet_and_link_back(smoke_run) -> None:
+    import re
+
+    smoke_run.require_ok()
+    for name in STAGES.values():
+        page = (smoke_run.paths.report / name.replace(".ipynb", ".html")).read_text(encoding="utf-8")
+        assert not re.findall(r"<script[^>]+src=[\"']https?://", page), name
+        for noise in ("E0000", "cuInit", "absl", "TqdmWarning", "NodeDef"):
+            assert noise not in page, (name, noise)
+        assert 'href="index.html"' in page, name
 
 
 @pytest.mark.notebooks
@@ -62,6 +82,14 @@ def test_smoke_manifest_says_what_produced_the_report(smoke_run) -> None:
     assert set(manifest["stages"]) == set(STAGES)
     assert all(s["status"] == "ran" for s in manifest["stages"].values())
     assert all(s["peak_rss_mb"] > 50 for s in manifest["stages"].values())
+    # effective parameters include the notebook defaults the profile does not inject
+    assert {"LEARNING_RATE", "ROTATION_DEG", "DROPOUT", "EPOCHS"} <= set(manifest["effective_parameters"]["04"])
+    assert manifest["effective_parameters"]["04"]["EPOCHS"] == _smoke("04")["EPOCHS"]
+    assert {"avx2", "avx512f"} <= set(manifest["cpu"]["isa"]) and manifest["cpu"]["logical_cores"] >= 1
+    assert manifest["tensorflow_device"].startswith(("CPU", "GPU"))
+    assert len(manifest["outputs_sha256"]["tables/table2.csv"]) == 64
+    assert any(k.endswith("grouped_last.keras") for k in manifest["outputs_sha256"])
+    assert manifest["command"][0] == "run_all.py" and manifest["finished"][-6] in "+-"
 
 
 @pytest.mark.notebooks
@@ -110,3 +138,19 @@ def test_smoke_stage_records_agree_with_the_profile(smoke_run) -> None:
         assert smoke_run.records(key)["participants_on_both_sides"]["grouped"] == 0
     table2 = pd.read_csv(smoke_run.paths.tables / "table2.csv")
     assert len(table2) >= 2
+    rec06 = smoke_run.records("06")
+    overview = pd.read_csv(smoke_run.paths.tables / "sanity_overview.csv")
+    assert rec06["sanity"] == {f"{r.model}/{r.split}": r.status for r in overview.itertuples()}
+    assert set(overview["status"]) <= {"pass", "FAIL"} and len(overview) >= 4  # 2 models x (paper, grouped)
+    assert "On synthetic data" in rec06["verdict_sentence"]  # after a "Caution: ..." when a flag fails
+    warnings = json.loads((smoke_run.paths.report / "warnings.json").read_text()) if (
+        smoke_run.paths.report / "warnings.json").exists() else {}
+    assert len(warnings.get("06", [])) == rec06["sanity_failed"]
+
+
+@pytest.mark.notebooks
+def test_smoke_synthetic_videos_are_not_cut_and_the_manifest_names_the_data(smoke_run) -> None:
+    rec02 = smoke_run.records("02")
+    assert rec02["n_cut_to_region"] == 0 and rec02["n_text_videos"] == 0  # B-mode edge to edge, no text
+    assert (smoke_run.paths.report / "figures" / "image_regions.png").exists()
+    assert smoke_run.manifest["data"]["name"] == "smoke" and "dir" not in smoke_run.manifest["data"]

@@ -24,13 +24,15 @@ def test_dice_and_iou_match_hand_computed_values():
     assert segment.dice_score(pred, true) == pytest.approx(2 * 3 / (4 + 6))
     assert segment.iou_score(pred, true) == pytest.approx(3 / 7)
     assert segment.dice_score(pred, np.zeros_like(pred)) == 0.0
-    assert segment.dice_score(np.zeros_like(pred), np.zeros_like(pred)) == 1.0
-    assert segment.iou_score(np.zeros_like(pred), np.zeros_like(pred)) == 1.0
+    # empty against empty is a correct rejection, not a perfect segmentation: undefined
+    assert np.isnan(segment.dice_score(np.zeros_like(pred), np.zeros_like(pred)))
+    assert np.isnan(segment.iou_score(np.zeros_like(pred), np.zeros_like(pred)))
 
     scores = segment.segmentation_scores([pred, true], [true, true], ids=["a", "b"])
     assert scores["dice"].tolist() == pytest.approx([0.6, 1.0])
+    assert scores["true_area_px"].tolist() == [6, 6] and scores["pred_area_px"].tolist() == [4, 6]
     summary = segment.summarise_scores(scores).iloc[0]
-    assert summary.n_images == 2 and summary.dice_mean == pytest.approx(0.8)
+    assert summary.n_images == 2 and summary.n_nerve == 2 and summary.dice_mean == pytest.approx(0.8)
     assert summary.iou_mean == pytest.approx((3 / 7 + 1) / 2)
     scores["plane"] = ["transverse", "longitudinal"]
     scores["participant_id"] = ["P1", "P2"]
@@ -40,6 +42,24 @@ def test_dice_and_iou_match_hand_computed_values():
     assert by_plane.loc["all", "n_participants"] == 2 and by_plane.loc["all", "n_images"] == 2
     with pytest.raises(ValueError):
         segment.segmentation_scores([pred], [true[:4]])
+
+
+def test_empty_true_masks_are_counted_apart_and_never_lift_the_mean_dice():
+    """Four frames with no nerve in view, predicted empty, plus one missed nerve: Dice 0, not 0.8."""
+    nerve = np.zeros((8, 8), np.uint8)
+    nerve[2:5, 2:5] = 1
+    empty = np.zeros_like(nerve)
+    spurious = np.zeros_like(nerve)
+    spurious[0, 0] = 1
+    preds = [empty, empty, empty, empty, spurious, empty]
+    trues = [empty, empty, empty, empty, empty, nerve]
+    summary = segment.summarise_scores(segment.segmentation_scores(preds, trues)).iloc[0]
+    assert summary.n_images == 6 and summary.n_nerve == 1
+    assert summary.dice_mean == 0.0
+    assert summary.n_true_empty == 5
+    assert summary.n_true_empty_pred_empty == 4 and summary.n_true_empty_pred_nerve == 1
+    only_empty = segment.summarise_scores(segment.segmentation_scores([empty], [empty])).iloc[0]
+    assert only_empty.n_nerve == 0 and np.isnan(only_empty.dice_mean)
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -95,6 +115,48 @@ def test_postprocess_upsamples_thresholds_and_keeps_largest_component():
     both = segment.postprocess(prob, (64, 48), threshold=0.5, keep_largest=False)
     assert cv2.connectedComponents(both)[0] == 3
     assert segment.largest_component(np.zeros((4, 4), np.uint8)).sum() == 0
+
+
+def test_nearest_component_keeps_the_component_at_or_nearest_the_point():
+    mask = np.zeros((20, 20), np.uint8)
+    mask[1:9, 1:9] = 1        # large, top-left
+    mask[14:17, 14:17] = 1    # small, bottom-right
+    near_small = segment.nearest_component(mask, x=18.0, y=18.0)
+    assert near_small.sum() == 9 and near_small[15, 15] == 1
+    inside_large = segment.nearest_component(mask, x=4.0, y=4.0)
+    assert inside_large.sum() == 64
+    assert segment.nearest_component(np.zeros((4, 4), np.uint8), 1, 1).sum() == 0
+
+
+class _HalfModel:
+    """A stand-in model: probability 0.9 in the left half of the input, 0.1 elsewhere."""
+
+    def predict(self, x, batch_size=32, verbose=0):
+        out = np.full(x.shape, 0.1, np.float32)
+        out[:, :, : x.shape[2] // 2] = 0.9
+        return out
+
+
+def test_segment_images_resizes_back_and_flip_tta_averages_the_mirror():
+    images = [np.zeros((30, 40), np.uint8), np.zeros((20, 20), np.uint8)]
+    masks = segment.segment_images(_HalfModel(), images, 16, 0.5)
+    assert [m.shape for m in masks] == [(30, 40), (20, 20)]
+    assert masks[0][:, :18].all() and not masks[0][:, 22:].any()
+    # mirrored prediction puts 0.9 on the right half: the average is 0.5 everywhere
+    probs = segment.predict_probabilities(_HalfModel(), np.zeros((1, 16, 16, 1), np.float32), flip_tta=True)
+    np.testing.assert_allclose(probs, 0.5)
+    assert segment.segment_images(_HalfModel(), [], 16) == []
+
+
+def test_choose_mode_resolves_auto_and_refuses_impossible_fine_tuning():
+    assert segment.choose_mode("auto", 0, 0) == "pretrained"
+    assert segment.choose_mode("auto", 50, 1) == "pretrained"  # nobody left to hold out
+    assert segment.choose_mode("auto", 50, 3) == "finetune"
+    assert segment.choose_mode("pretrained", 50, 3) == "pretrained"
+    with pytest.raises(InputError, match="needs nerve masks of at least 2 participants"):
+        segment.choose_mode("finetune", 0, 0)
+    with pytest.raises(InputError, match="SEG_MODE must be one of"):
+        segment.choose_mode("scratch", 10, 3)
 
 
 # -- splits ---------------------------------------------------------------------------------
@@ -226,3 +288,66 @@ def test_unet_learns_real_nerves_on_usgra_seg():
     dice = segment.segmentation_scores(preds, trues).dice.mean()
     assert dice > REAL_DICE_FLOOR
 
+
+# -- stage 03 verbs -------------------------------------------------------------------------------
+
+
+def test_fine_tune_continues_from_the_given_weights_and_scores_held_out_kept_frames(tmp_path):
+    import pandas as pd
+
+    set_determinism(3)
+    frames_dir, masks_dir = tmp_path / "frames", tmp_path / "masks"
+    frames_dir.mkdir()
+    masks_dir.mkdir()
+    images, masks = ellipse_set(24, 32, seed=3)
+    rows = []
+    for k in range(24):
+        pid = f"P{k % 4:03d}"
+        fid = f"{pid}_L_transverse_{k:04d}"
+        cv2.imwrite(str(frames_dir / f"{fid}.png"), (images[k, ..., 0] * 255).astype(np.uint8))
+        cv2.imwrite(str(masks_dir / f"{fid}.png"), (masks[k, ..., 0] * 255).astype(np.uint8))
+        rows.append({"frame_id": fid, "wrist_id": f"{pid}_L", "participant_id": pid, "plane": "transverse",
+                     "kept": k % 3 != 0})
+    masked = pd.DataFrame(rows)
+    model = segment.build_unet(32, depth=1, base_filters=4, seed=3)
+    start = [w.copy() for w in model.get_weights()]
+    result = segment.fine_tune(model, masked, frames_dir, masks_dir, input_size=32, epochs=2, batch_size=4,
+                               learning_rate=1e-3, max_train_frames=None, heldout_fraction=0.25, seed=3)
+    assert result["model"] is model  # the given model, trained further: never a new one from scratch
+    assert any(not np.array_equal(a, b) for a, b in zip(start, model.get_weights()))
+    train_p, held_p = set(result["train_rows"]["participant_id"]), set(result["heldout_rows"]["participant_id"])
+    assert len(held_p) == 1 and not train_p & held_p
+    assert not result["train_rows"]["kept"].all()  # QC-rejected frames with masks train too
+    assert result["heldout_rows"]["kept"].all()    # but only kept frames are scored
+    assert len(result["history"]) == 2
+    for key in ("scores_before", "scores_after"):
+        assert list(result[key]["id"]) == list(result["heldout_rows"]["frame_id"])
+    table = segment.before_after_table(result["scores_before"], result["scores_after"])
+    assert list(table["model"].unique()) == ["shipped (before fine-tuning)", "fine-tuned"]
+    small = segment.score_frames(model, masked.head(5), frames_dir, masks_dir, input_size=32, chunk=2)
+    assert len(small) == 5 and set(small.columns) >= {"dice", "true_area_px", "plane", "participant_id"}
+
+
+def test_adapt_segmenter_says_pretrained_not_fine_tuned_and_scores_unseen_masks(tmp_path):
+    import pandas as pd
+
+    common = dict(input_size=16, epochs=1, batch_size=2, learning_rate=1e-3, max_train_frames=None, heldout_fraction=0.5)
+    none = segment.adapt_segmenter(_HalfModel(), "pretrained", pd.DataFrame(columns=["frame_id"]), tmp_path, tmp_path, **common)
+    assert none["mode_text"] == "pretrained, not fine-tuned (no nerve masks in the data)"
+    assert none["metrics"] is None and none["history"] is None and isinstance(none["model"], _HalfModel)
+
+    (tmp_path / "f").mkdir()
+    (tmp_path / "m").mkdir()
+    mask = np.zeros((20, 20), np.uint8)
+    mask[:, :10] = 255  # the left half: exactly what _HalfModel predicts
+    for fid in ("A_L_transverse_0000", "B_L_transverse_0000"):
+        cv2.imwrite(str(tmp_path / "f" / f"{fid}.png"), np.zeros((20, 20), np.uint8))
+        cv2.imwrite(str(tmp_path / "m" / f"{fid}.png"), mask)
+    masked = pd.DataFrame({"frame_id": ["A_L_transverse_0000", "B_L_transverse_0000"], "plane": "transverse",
+                           "participant_id": ["A", "B"], "wrist_id": ["A_L", "B_L"]})
+    forced = segment.adapt_segmenter(_HalfModel(), "pretrained", masked, tmp_path / "f", tmp_path / "m", **common)
+    assert forced["mode_text"].startswith("pretrained, not fine-tuned")
+    overall = forced["metrics"].set_index("plane").loc["all"]
+    assert overall.n_nerve == 2 and overall.dice_mean == pytest.approx(1.0) and overall.model == "shipped (pretrained)"
+    with pytest.raises(InputError):
+        segment.adapt_segmenter(_HalfModel(), "auto", masked, tmp_path / "f", tmp_path / "m", **common)

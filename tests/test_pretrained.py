@@ -1,0 +1,100 @@
+"""Tests of ctslib.pretrained: the validation split, a tiny deterministic training, the shipped weights."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from ctslib import pretrained, segment
+from ctslib.augment import AugmentConfig
+from ctslib.errors import InputError
+from ctslib.paths import USGRA_SEG_DIR
+
+from conftest import requires_usgra
+
+
+def test_usgra_validation_split_takes_whole_blocks_of_neighbouring_images():
+    paths = [Path(f"{n:04d}.png") for n in range(0, 244) if n % 6]  # 203 "train" images, gaps like usgra's
+    train, val = pretrained.usgra_val_split(paths, fraction=0.15, block=8, seed=2026)
+    assert len(set(train) | set(val)) == len(paths) and not set(train) & set(val)
+    assert 0.15 <= len(val) / len(paths) < 0.15 + 8 / len(paths)
+    blocks = lambda idx: {int(paths[i].stem) // 8 for i in idx}  # noqa: E731
+    assert not blocks(train) & blocks(val)  # no block is split between the two
+    again = pretrained.usgra_val_split(paths, fraction=0.15, block=8, seed=2026)
+    np.testing.assert_array_equal(val, again[1])
+    other = pretrained.usgra_val_split(paths, fraction=0.15, block=8, seed=1)
+    assert not np.array_equal(val, other[1])
+
+
+def fake_usgra(root: Path, n_train: int = 10, n_test: int = 3) -> Path:
+    """A usgra-seg-shaped folder of bright ellipses on speckle (palette masks: 1 nerve, 2 vessel)."""
+    from PIL import Image
+
+    gen = np.random.default_rng(0)
+    for sub, n, start in (("dataset", n_train, 0), ("dataset/test", n_test, 100)):
+        (root / sub / "images").mkdir(parents=True)
+        (root / sub / "masks").mkdir(parents=True)
+        for k in range(n):
+            labels = np.zeros((70, 80), np.uint8)
+            cv2.ellipse(labels, tuple(int(v) for v in gen.integers(20, 50, 2)), (9, 6), 0, 0, 360, 1, -1)
+            cv2.circle(labels, (65, 60), 4, 2, -1)
+            image = gen.integers(0, 70, labels.shape).astype(np.uint8)
+            image[labels == 1] = 220
+            cv2.imwrite(str(root / sub / "images" / f"{start + k:04d}.png"), image)
+            Image.fromarray(labels, mode="P").save(root / sub / "masks" / f"{start + k:04d}.png")
+    return root
+
+
+TINY = pretrained.Recipe(
+    input_size=32, depth=2, base_filters=4, max_filters=8, epochs=2, batch_size=4, warmup_epochs=1,
+    real_repeats=1, synth_per_epoch=4, source_side=48, val_block=3, val_fraction=0.2,
+    synth_train_participants=2, synth_heldout_participants=2, synth_duration_s=1.0,
+    augment=AugmentConfig(),
+)
+
+
+def test_tiny_training_is_deterministic_and_writes_weights_and_card(tmp_path):
+    root = fake_usgra(tmp_path / "usgra")
+    first = pretrained.train(TINY, tmp_path / "a" / "seg.keras", usgra_root=root, log=lambda *_: None)
+    again = pretrained.train(TINY, tmp_path / "b" / "seg.keras", usgra_root=root, log=lambda *_: None)
+    assert first["weights_sha256"] == again["weights_sha256"]
+    other = pretrained.train(replace(TINY, seed=7), tmp_path / "c" / "seg.keras", usgra_root=root, log=lambda *_: None)
+    assert other["weights_sha256"] != first["weights_sha256"]
+    model, card = pretrained.load_shipped(tmp_path / "a" / "seg.keras")
+    assert card == first and pretrained.weights_hash(model) == card["weights_sha256"]
+    assert card["n_usgra_train"] + card["n_usgra_val"] == 10  # the 3 test images were never read for training
+    assert card["usgra_test"]["largest"]["n_images"] == 3 and len(card["history"]) == 2
+    assert card["recipe"]["seed"] == TINY.seed and card["input_size"] == 32
+
+
+def test_load_shipped_names_the_missing_file(tmp_path):
+    with pytest.raises(InputError, match="make segmenter"):
+        pretrained.load_shipped(tmp_path / "absent.keras")
+
+
+def test_shipped_weights_are_small_and_match_their_card():
+    assert pretrained.SHIPPED_WEIGHTS.exists(), "ctslib/weights/nerve_segmenter.keras is missing: run `make segmenter`"
+    assert pretrained.SHIPPED_WEIGHTS.stat().st_size <= 5 * 1024 * 1024
+    model, card = pretrained.load_shipped()
+    assert pretrained.weights_hash(model) == card["weights_sha256"]
+    assert model.input_shape[1:] == (card["input_size"], card["input_size"], 1)
+    assert card["attribution"] == segment.USGRA_ATTRIBUTION
+
+
+@pytest.mark.realdata
+@requires_usgra
+def test_shipped_model_reproduces_its_card_on_the_usgra_test_images():
+    """Inference on the 40 test images gives the card's figures (the card is not hand-written)."""
+    model, card = pretrained.load_shipped()
+    table = segment.usgra_check(model, card["input_size"], card["threshold"], root=USGRA_SEG_DIR,
+                                flip_tta=card["flip_tta"])
+    summary = segment.usgra_summary(table).set_index("components")
+    assert len(table) == 40
+    for rule in ("largest", "all"):
+        for key in ("dice_mean", "dice_median", "crop_hit_rate"):
+            assert summary.loc[rule, key] == pytest.approx(card["usgra_test"][rule][key], abs=2e-3)
+    assert summary.loc["largest", "crop_hit_rate"] > 0.5  # far above chance: it finds real nerves
