@@ -220,7 +220,7 @@ def _check_rows(raw: pd.DataFrame, bad: pd.DataFrame, path: Path, check: DataChe
 
 
 def check_acquisition(layout: DataLayout, check: DataCheck) -> Acquisition | None:
-    """Read ``acquisition.json`` with ``ctslib.video.read_acquisition``; None when it is unusable."""
+    """Read ``acquisition.json`` with ``ctslib.acquisition.read_acquisition``; None when it is unusable."""
     try:
         acquisition = read_acquisition(layout)
     except InputError as err:

@@ -51,7 +51,7 @@ from ctslib.acquisition import (  # noqa: F401  (re-exported: stage 02 and the v
     read_acquisition,
 )
 from ctslib.errors import InputError
-from ctslib.handoff import write_png as write_png_atomic
+from ctslib.handoff import write_png  # the one atomic PNG writer (re-exported for stage 02)
 from ctslib.paths import DataLayout, canonical_stem, is_os_litter
 from ctslib.region import Region, blank_boxes, inpaint_overlay, overlay_mask
 
@@ -773,11 +773,6 @@ def _mask_items(path: Path, wanted: set[int] | None) -> Iterator[tuple[int, np.n
 def frame_id(wrist_id: str, plane: str, sample_index: int) -> str:
     """``<wrist_id>_<plane>_<frame number at TARGET_FPS, 4 digits>`` (docs/pipeline.md)."""
     return f"{wrist_id}_{plane}_{int(sample_index):04d}"
-
-
-def write_png(path: Path, image: np.ndarray) -> None:
-    """Write an 8-bit image as PNG atomically (``ctslib.handoff.write_png``; OSError when it cannot)."""
-    write_png_atomic(path, image)
 
 
 @contextmanager

@@ -13,12 +13,10 @@ import numpy as np
 import pandas as pd
 
 from ctslib import GRADES
-from ctslib.acquisition import Acquisition
-from ctslib.acquisition import read_acquisition as read_data_acquisition
+from ctslib.acquisition import Acquisition, read_acquisition  # the one reader (it checks 'source'), re-exported
 from ctslib.errors import InputError, StageError
 from ctslib.evaluate.metrics import LABELS
 from ctslib.handoff import PREDICTION_COLUMNS, PROB_COLUMNS
-from ctslib.paths import data_layout
 from ctslib.split import PAPER_SPLIT, SPLIT_COLUMNS, is_grouped
 
 __all__ = ["read_predictions", "read_split", "read_acquisition", "describe_source", "grouped_splits",
@@ -79,16 +77,6 @@ def read_split(path: str | Path) -> pd.DataFrame:
         raise InputError(f"subset must be 'train' or 'val', got {df['subset'].iloc[row]!r}", file=path,
                          row=row + 1, column="subset")
     return df
-
-
-def read_acquisition(data_dir: str | Path) -> Acquisition:
-    """The data folder's ``acquisition.json`` as stage 02 reads it, with ``source`` "synthetic" or "real"."""
-    layout = data_layout(data_dir)
-    acquisition = read_data_acquisition(layout)
-    if acquisition.source not in ("synthetic", "real"):
-        raise InputError(f"'source' must be 'synthetic' or 'real', got {acquisition.source!r}",
-                         file=layout.acquisition_json, column="source")
-    return acquisition
 
 
 def describe_source(acquisition: Acquisition) -> str:
