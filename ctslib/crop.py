@@ -394,6 +394,23 @@ def crop_funnel(frames: pd.DataFrame, crops: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def empty_truth_crop_warnings(funnel: pd.DataFrame, max_share: float = 0.1) -> list[str]:
+    """Warnings for planes where more than ``max_share`` of crops were cut from frames whose true mask is empty.
+
+    Such a crop shows no nerve (the plane left it; the segmenter took another structure for it), yet
+    it carries the wrist's grade into training and evaluation. Without true masks nothing is counted.
+    """
+    messages = []
+    for row in funnel[funnel["plane"] != "all"].itertuples(index=False):
+        share = row.crops_true_empty / row.crops if row.crops else 0.0
+        if share > max_share:
+            messages.append(
+                f"{row.crops_true_empty} of {row.crops} {row.plane} crops ({share:.1%}) are cut from frames whose true "
+                f"mask shows no nerve: the segmenter found a nerve where the plane had left it, and these crops "
+                f"train and score the {row.plane} model with the wrist's grade on something else")
+    return messages
+
+
 def no_nerve_by_video(crops: pd.DataFrame) -> pd.DataFrame:
     """Per video (wrist x plane): kept frames tried, frames with no nerve found, and their share.
 

@@ -75,6 +75,7 @@ class Recipe:
     synth_heldout_participants: int = 6
     synth_duration_s: float = 4.0
     synth_bad_share: float = 0.3       # share of bad frames in the synthetic videos (default data: 0.79)
+    presence_weight: float = 0.0       # frame-level "is there a nerve" loss (segment.presence_nll)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -215,7 +216,7 @@ def train(recipe: Recipe, out_path: Path = SHIPPED_WEIGHTS, *, usgra_root: Path 
     schedule = keras.optimizers.schedules.CosineDecay(
         recipe.learning_rate * 0.1, decay_steps=max(1, steps - warm), alpha=recipe.min_learning_rate / recipe.learning_rate,
         warmup_target=recipe.learning_rate, warmup_steps=warm)
-    model = segment.compile_segmenter(_build(recipe), schedule)
+    model = segment.compile_segmenter(_build(recipe), schedule, recipe.presence_weight)
     gen = rng(recipe.seed, "segmenter-augment")
     history, best = [], (-1.0, 0, None)
     for epoch in range(recipe.epochs):
@@ -300,13 +301,16 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--epochs", type=int, default=Recipe.epochs)
     t.add_argument("--input-size", type=int, default=Recipe.input_size)
     t.add_argument("--base-filters", type=int, default=Recipe.base_filters)
+    t.add_argument("--source-side", type=int, default=Recipe.source_side)
+    t.add_argument("--presence-weight", type=float, default=Recipe.presence_weight)
     t.add_argument("--usgra", type=Path, default=None, help="usgra-seg folder (default: ../shared/data/real/usgra-seg)")
     e = sub.add_parser("evaluate", help="score the shipped weights on the usgra-seg test split")
     e.add_argument("--weights", type=Path, default=SHIPPED_WEIGHTS)
     e.add_argument("--usgra", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.command == "train":
-        recipe = Recipe(epochs=args.epochs, input_size=args.input_size, base_filters=args.base_filters)
+        recipe = Recipe(epochs=args.epochs, input_size=args.input_size, base_filters=args.base_filters,
+                        source_side=args.source_side, presence_weight=args.presence_weight)
         train(recipe, args.out, usgra_root=args.usgra)
         return 0
     from ctslib.paths import USGRA_SEG_DIR

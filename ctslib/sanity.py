@@ -75,6 +75,38 @@ def majority_rate(y_true: Sequence[int]) -> float:
     return float(np.bincount(y_true).max() / len(y_true)) if len(y_true) else float("nan")
 
 
+def grade_recall(rows: pd.DataFrame, grade_index: int) -> float:
+    """Share of ``rows`` of one grade that the model predicts as that grade (NaN without such rows)."""
+    part = rows[rows["y_true"].to_numpy(int) == grade_index]
+    return float((part["y_pred"].to_numpy(int) == grade_index).mean()) if len(part) else float("nan")
+
+
+def never_predicted_why(grade: str, val_rows: pd.DataFrame, train_rows: pd.DataFrame | None) -> str:
+    """"<grade> never predicted", with its share of the frames and whether the training frames learnt it."""
+    k = GRADES.index(grade)
+    text = f"{grade} never predicted ({(val_rows['y_true'].to_numpy(int) == k).mean():.0%} of validation frames"
+    if train_rows is None or not len(train_rows):
+        return text + ")"
+    share = (train_rows["y_true"].to_numpy(int) == k).mean()
+    recall = grade_recall(train_rows, k)
+    if not np.isfinite(recall):
+        return text + "; absent from the training frames)"
+    verdict = ("not learnt even on the training wrists: too few or too unlike frames of it" if recall < 0.5
+               else "learnt on the training wrists but not recognised in new ones")
+    return text + f", {share:.0%} of training frames; training recall {recall:.2f}: {verdict})"
+
+
+def majority_why(accuracy: float, train_rows: pd.DataFrame | None) -> str:
+    """Why a model is no better than the majority rate, from its accuracy on its own training frames."""
+    if train_rows is None or not len(train_rows):
+        return ""
+    train_acc = float((train_rows["y_true"].to_numpy(int) == train_rows["y_pred"].to_numpy(int)).mean())
+    if train_acc - accuracy > 0.3:
+        return (f"; training accuracy {train_acc:.3f}: it fits the training participants' frames but what it learnt "
+                "does not carry over to new participants")
+    return f"; training accuracy {train_acc:.3f}: it did not learn the grades even on its training frames"
+
+
 def model_flags(
     model: str,
     split: str,
@@ -84,10 +116,13 @@ def model_flags(
     prob_columns: Sequence[str] = tuple(f"p_{g}" for g in GRADES),
     max_shared: float = MAX_SHARED,
     max_train_gap: float = MAX_TRAIN_GAP,
+    train_rows: pd.DataFrame | None = None,
 ) -> list[Flag]:
     """The four flags of one model on one split's validation rows (``y_true``, ``y_pred``, probabilities).
 
     ``train_accuracy``: the model's accuracy on its training frames (NaN or None: that flag is not checked).
+    ``train_rows``: the same model's predictions on its training frames; when given, a failed flag
+    also says why (``never_predicted_why``, ``majority_why``).
     """
     y_true, y_pred = rows["y_true"].to_numpy(int), rows["y_pred"].to_numpy(int)
     accuracy = float((y_true == y_pred).mean()) if len(rows) else float("nan")
@@ -96,13 +131,15 @@ def model_flags(
     majority = majority_rate(y_true)
     flags = [
         Flag(model, split, "never_predicted", bool(missing), float(len(missing)), 0.0,
-             f"{', '.join(missing)} never predicted" if missing else "every grade predicted at least once"),
+             "; ".join(never_predicted_why(g, rows, train_rows) for g in missing) if missing
+             else "every grade predicted at least once"),
         Flag(model, split, "identical_probabilities", bool(shared > max_shared), shared, max_shared,
              f"{shared:.0%} of {len(rows)} frames share one probability vector"
              + (" (the output ignores the input: collapsed)" if shared > max_shared else "")),
         Flag(model, split, "not_above_majority", bool(accuracy <= majority), accuracy, majority,
              f"accuracy {accuracy:.3f} vs majority-class rate {majority:.3f}"
-             + (" (no better than always answering the commonest grade)" if accuracy <= majority else "")),
+             + (f" (no better than always answering the commonest grade{majority_why(accuracy, train_rows)})"
+                if accuracy <= majority else "")),
     ]
     if train_accuracy is None or not np.isfinite(train_accuracy):
         flags.append(Flag(model, split, "train_below_val", False, float("nan"), max_train_gap,
@@ -145,8 +182,11 @@ def flag_table(
             part = val[val["split"].isin(list(members))]
             if part.empty:
                 continue
+            train = table[(table["subset"] == "train") & table["split"].isin(list(members))] \
+                if "subset" in table.columns else None
             rows += [asdict(f) for f in model_flags(model, name, part, train_accuracy(table, members),
-                                                    max_shared=max_shared, max_train_gap=max_train_gap)]
+                                                    max_shared=max_shared, max_train_gap=max_train_gap,
+                                                    train_rows=train)]
     return pd.DataFrame(rows, columns=list(Flag.__dataclass_fields__))
 
 

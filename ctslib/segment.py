@@ -335,6 +335,38 @@ def dice_bce_loss(y_true, y_pred, smooth: float = 1.0):
     return bce + (1.0 - soft_dice)
 
 
+def presence_nll(y_true, y_pred, unit_share: float = 0.01):
+    """Image-level loss of "is there a nerve in this frame?", per image.
+
+    The predicted nerve area ``A`` (sum of probabilities) gives ``P(nerve) = 1 - exp(-A / u)``
+    with ``u = unit_share`` of the image's pixels. Its negative log-likelihood is ``A / u`` on a
+    frame whose mask is empty (a penalty that grows linearly with the false-positive area and
+    never saturates) and about ``exp(-A / u)`` (near zero) on a frame showing a nerve. Soft Dice
+    alone hardly moves on an empty frame: its gradient there falls as ``1 / A^2``, so a confident
+    false positive (a tendon in a longitudinal frame that left the nerve) stays.
+    """
+    from keras import ops
+
+    unit = unit_share * float(y_pred.shape[1] * y_pred.shape[2])
+    present = ops.cast(ops.max(y_true, axis=(1, 2, 3)) > 0.5, "float32")
+    area = ops.sum(y_pred, axis=(1, 2, 3)) / unit
+    absent_nll = area
+    present_nll = -ops.log(ops.clip(-ops.expm1(-area), 1e-7, 1.0))
+    return present * present_nll + (1.0 - present) * absent_nll
+
+
+def segmentation_loss(presence_weight: float = 0.0):
+    """``dice_bce_loss``, plus ``presence_weight`` x ``presence_nll`` when it is above 0."""
+    if presence_weight <= 0:
+        return dice_bce_loss
+
+    def loss(y_true, y_pred):
+        return dice_bce_loss(y_true, y_pred) + presence_weight * presence_nll(y_true, y_pred)
+
+    loss.__name__ = "dice_bce_presence_loss"
+    return loss
+
+
 def soft_dice_metric(y_true, y_pred):
     """Batch-mean Dice of the 0.5-thresholded prediction (a training-time monitor)."""
     from keras import ops
@@ -349,13 +381,13 @@ def soft_dice_metric(y_true, y_pred):
 soft_dice_metric.__name__ = "dice"
 
 
-def compile_segmenter(model, learning_rate=1e-3):
-    """Compile ``model`` with Adam (a float or a Keras schedule), Dice+BCE loss and a Dice monitor."""
+def compile_segmenter(model, learning_rate=1e-3, presence_weight: float = 0.0):
+    """Compile ``model`` with Adam (a float or a Keras schedule), Dice+BCE(+presence) loss and a Dice monitor."""
     import keras
 
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
-        loss=dice_bce_loss,
+        loss=segmentation_loss(presence_weight),
         metrics=[soft_dice_metric],
     )
     return model
@@ -375,10 +407,12 @@ def train_segmenter(
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     model=None,
     verbose: int = 0,
+    presence_weight: float = 0.0,
 ):
     """Train (or fine-tune, when ``model`` is given) a U-Net on model-sized arrays.
 
-    Call ``ctslib.seed.set_determinism(seed)`` first for a repeatable run.
+    Call ``ctslib.seed.set_determinism(seed)`` first for a repeatable run. ``presence_weight`` adds
+    ``presence_nll`` to the loss (teaches "no nerve in this frame" on empty masks).
 
     Returns:
         ``(model, history)``; history is a DataFrame with one row per epoch (loss, dice, and
@@ -388,7 +422,7 @@ def train_segmenter(
         raise InputError("no training images with masks")
     if model is None:
         model = build_unet(images.shape[1], depth=depth, base_filters=base_filters, seed=seed)
-    compile_segmenter(model, learning_rate)
+    compile_segmenter(model, learning_rate, presence_weight)
     train_ds = make_dataset(images, targets, batch_size=batch_size, augment=augment, seed=seed)
     val_ds = None
     if validation is not None and len(validation[0]):
@@ -626,17 +660,48 @@ def evenly_spaced_subset(frame_ids: Sequence[str], groups: Sequence[str], max_to
     if max_total is None or max_total >= n:
         return np.arange(n)
     order = np.argsort(np.asarray(frame_ids), kind="stable")
-    grouped = pd.Series(order).groupby(np.asarray(groups)[order])
-    share = max_total / n
+    grouped = list(pd.Series(order).groupby(np.asarray(groups)[order]))
+    sizes = np.array([len(positions) for _, positions in grouped])
+    quota = sizes * (max_total / n)
+    counts = np.maximum(1, np.floor(quota).astype(int))  # every video keeps at least one frame
+    spare = max_total - counts.sum()
+    if spare > 0:  # largest remainders first: the budget is spent exactly
+        room = np.flatnonzero(counts < sizes)
+        extra = room[np.argsort(-(quota - np.floor(quota))[room], kind="stable")][:spare]
+        counts[extra] += 1
     keep: list[int] = []
-    for _, positions in grouped:
-        k = max(1, int(round(len(positions) * share)))
+    for (_, positions), k in zip(grouped, counts):
         picks = np.linspace(0, len(positions) - 1, k).round().astype(int)
         keep.extend(positions.to_numpy()[np.unique(picks)])
     keep_arr = np.asarray(keep, dtype=int)
-    if len(keep_arr) > max_total:  # per-group rounding overshot: thin evenly across groups
+    if len(keep_arr) > max_total:  # more videos than budget: thin evenly across videos
         keep_arr = keep_arr[np.linspace(0, len(keep_arr) - 1, max_total).round().astype(int)]
     return np.sort(keep_arr)
+
+
+def empty_mask_flags(masks_dir: str | Path, frame_ids: Sequence[str]) -> np.ndarray:
+    """True where ``masks_dir/<frame_id>.png`` shows no nerve (the frame left the nerve, or a dropout)."""
+    return np.array([not read_mask(Path(masks_dir) / f"{f}.png").any() for f in frame_ids], dtype=bool)
+
+
+def presence_balanced_subset(frame_ids: Sequence[str], groups: Sequence[str], empty: Sequence[bool],
+                             max_total: int | None, empty_share: float = 0.5) -> np.ndarray:
+    """``evenly_spaced_subset`` that spends ``empty_share`` of the budget on frames with an empty mask.
+
+    Frames without a nerve are what the shipped model (trained mostly on images that all show a
+    nerve) gets wrong, so fine-tuning sees them as often as frames with one, where there are enough.
+    The other frames take whatever budget the empty ones leave.
+    """
+    empty = np.asarray(empty, dtype=bool)
+    ids, groups = np.asarray(frame_ids), np.asarray(groups)
+    if max_total is None or max_total >= len(ids):
+        return np.arange(len(ids))
+    pos_empty, pos_nerve = np.flatnonzero(empty), np.flatnonzero(~empty)
+    n_empty = min(len(pos_empty), int(round(empty_share * max_total)))
+    n_nerve = min(len(pos_nerve), max_total - n_empty)
+    n_empty = min(len(pos_empty), max_total - n_nerve)
+    picks = [pos[evenly_spaced_subset(ids[pos], groups[pos], n)] for pos, n in ((pos_empty, n_empty), (pos_nerve, n_nerve)) if n]
+    return np.sort(np.concatenate(picks)) if picks else np.zeros(0, dtype=int)
 
 
 # -- stage 03 verbs: which segmenter, fine-tuning from the shipped weights, scoring frames ------------
@@ -712,13 +777,16 @@ def fine_tune(
     threshold: float = 0.5,
     flip_tta: bool = False,
     seed: int = 0,
+    presence_weight: float = 0.0,
+    empty_share: float = 0.5,
 ) -> dict:
     """Fine-tune ``model`` (in place) on frames with masks; score held-out participants before and after.
 
     ``masked`` lists every frame with a nerve mask, whatever QC decided (a mask is worth training
     on even where QC rejected the frame for cropping). A ``heldout_fraction`` of participants is
     held out (grouped split); training uses at most ``max_train_frames`` frames of the others,
-    spread evenly over each video. The held-out participants are scored on their frames that QC
+    spread evenly over each video, ``empty_share`` of them frames whose mask is empty
+    (``presence_balanced_subset``); ``presence_weight`` adds ``presence_nll`` to the loss. The held-out participants are scored on their frames that QC
     kept (a ``kept`` column; all of them without one): the frames the pipeline crops.
 
     Returns:
@@ -731,15 +799,16 @@ def fine_tune(
     heldout_rows = masked.iloc[heldout_idx].reset_index(drop=True)
     if "kept" in heldout_rows.columns:
         heldout_rows = heldout_rows[heldout_rows["kept"].astype(bool)].reset_index(drop=True)
-    subset = evenly_spaced_subset(train_rows["frame_id"], train_rows["wrist_id"] + "_" + train_rows["plane"],
-                                  max_train_frames)
+    empty = empty_mask_flags(masks_dir, train_rows["frame_id"])
+    subset = presence_balanced_subset(train_rows["frame_id"], train_rows["wrist_id"] + "_" + train_rows["plane"],
+                                      empty, max_train_frames, empty_share)
     train_rows = train_rows.iloc[subset].reset_index(drop=True)
     score = dict(input_size=input_size, threshold=threshold, flip_tta=flip_tta)
     before = score_frames(model, heldout_rows, frames_dir, masks_dir, **score)
     x, y = load_pairs([frames_dir / f"{f}.png" for f in train_rows["frame_id"]],
                       [masks_dir / f"{f}.png" for f in train_rows["frame_id"]], input_size)
     model, history = train_segmenter(x, y, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                                     seed=seed, model=model)
+                                     seed=seed, model=model, presence_weight=presence_weight)
     after = score_frames(model, heldout_rows, frames_dir, masks_dir, **score)
     return {"model": model, "history": history, "train_rows": train_rows, "heldout_rows": heldout_rows,
             "scores_before": before, "scores_after": after}
@@ -796,6 +865,8 @@ def adapt_segmenter(
     threshold: float = 0.5,
     flip_tta: bool = False,
     seed: int = 0,
+    presence_weight: float = 0.0,
+    empty_share: float = 0.5,
 ) -> dict:
     """Stage 03's segmenter for the data at hand, per ``mode`` (from ``choose_mode``).
 
@@ -811,7 +882,8 @@ def adapt_segmenter(
     if mode == "finetune":
         tuned = fine_tune(model, masked, frames_dir, masks_dir, epochs=epochs, batch_size=batch_size,
                           learning_rate=learning_rate, max_train_frames=max_train_frames,
-                          heldout_fraction=heldout_fraction, seed=seed, **score)
+                          heldout_fraction=heldout_fraction, seed=seed, presence_weight=presence_weight,
+                          empty_share=empty_share, **score)
         text = (f"fine-tuned from the shipped weights on {len(tuned['train_rows'])} masked frames of "
                 f"{tuned['train_rows']['participant_id'].nunique()} participants")
         return {"model": tuned["model"], "mode_text": text, "history": tuned["history"], "tuned": tuned,

@@ -194,6 +194,7 @@ def test_crop_frames_writes_crops_and_table(tmp_path):
     assert funnel.loc["all", "no_nerve_found"] == 2 and funnel.loc["all", "crops"] == 3
     assert funnel.loc["all", "no_nerve_found_true_empty"] == 1 and funnel.loc["all", "crops_true_empty"] == 0
     assert funnel.loc["transverse", "crops"] + funnel.loc["longitudinal", "crops"] == 3
+    assert crop.empty_truth_crop_warnings(funnel.reset_index()) == []  # no crop from an empty truth here
 
     # CSA per grade: a transverse frame of each found grade, means equal the single values
     by_grade = crop.csa_by_grade(table).set_index("grade")
@@ -315,3 +316,14 @@ def test_masked_frames_keeps_every_frame_with_a_mask_whatever_qc_decided():
     assert crop.masked_frames(frames)["frame_id"].tolist() == [frames.frame_id[0], frames.frame_id[1], frames.frame_id[3]]
     frames["has_png"] = [True, False, True, True]  # a masked frame whose PNG stage 02 did not store
     assert crop.masked_frames(frames)["frame_id"].tolist() == [frames.frame_id[0], frames.frame_id[3]]
+
+
+def test_empty_truth_crop_warnings_name_the_plane_and_share():
+    import pandas as pd
+
+    funnel = pd.DataFrame({"plane": ["transverse", "longitudinal", "all"], "crops": [100, 200, 300],
+                           "crops_true_empty": [5, 80, 85]})
+    messages = crop.empty_truth_crop_warnings(funnel, max_share=0.1)
+    assert len(messages) == 1 and messages[0].startswith("80 of 200 longitudinal crops (40.0%)")
+    assert len(crop.empty_truth_crop_warnings(funnel, max_share=0.04)) == 2  # transverse at 5 % now too
+    assert crop.empty_truth_crop_warnings(funnel.assign(crops=0, crops_true_empty=0)) == []

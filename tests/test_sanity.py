@@ -52,7 +52,9 @@ def test_collapsed_model_trips_never_predicted_shared_vector_and_majority():
     flags = model_flags("m", "paper", table(y, np.ones(len(y), int), probs=constant), train_accuracy=0.4)
     assert failed(flags) == {"never_predicted", "identical_probabilities", "not_above_majority"}
     by_name = {f.flag: f for f in flags}
-    assert by_name["never_predicted"].detail.startswith("normal, moderate, severe never predicted")
+    detail = by_name["never_predicted"].detail
+    assert [part.split(" never")[0] for part in detail.split("; ")] == ["normal", "moderate", "severe"]
+    assert detail.startswith("normal never predicted (30% of validation frames)")
     assert by_name["identical_probabilities"].value == 1.0
     assert by_name["not_above_majority"].value == pytest.approx(16 / 40) == majority_rate(y)
 
@@ -97,3 +99,23 @@ def test_repeated_confident_one_hot_answers_are_not_collapse():
     probs = np.tile([0.0, 0.0, 0.0, 1.0], (10, 1))
     probs[5:] = np.random.default_rng(2).dirichlet(np.ones(4), size=5)
     assert largest_shared_share(probs) == pytest.approx(0.1)
+
+
+def test_failed_flags_say_why_from_the_training_frames():
+    y = np.array([0] * 10 + [1] * 10 + [2] * 5 + [3] * 5)
+    val_pred = np.where(y == 2, 1, y)  # moderate never predicted on new participants
+    learnt = table(y, y, subset="train")  # ... though every training frame of it was right
+    flags = {f.flag: f for f in model_flags("m", "grouped", table(y, val_pred), 1.0, train_rows=learnt)}
+    assert "training recall 1.00: learnt on the training wrists but not recognised in new ones" in \
+        flags["never_predicted"].detail
+    unlearnt = table(y, np.where(y == 2, 0, y), subset="train")
+    flags = {f.flag: f for f in model_flags("m", "grouped", table(y, val_pred), 0.8, train_rows=unlearnt)}
+    assert "training recall 0.00: not learnt even on the training wrists" in flags["never_predicted"].detail
+    assert "17% of training frames" in flags["never_predicted"].detail
+
+    guess = table(y, np.full(len(y), 3))  # accuracy 5/30, below the majority rate 10/30
+    memorised = {f.flag: f for f in model_flags("m", "cv", guess, 1.0, train_rows=learnt)}
+    assert memorised["not_above_majority"].failed
+    assert "does not carry over to new participants" in memorised["not_above_majority"].detail
+    lazy = {f.flag: f for f in model_flags("m", "cv", guess, 0.2, train_rows=table(y, np.full(len(y), 3), subset="train"))}
+    assert "did not learn the grades even on its training frames" in lazy["not_above_majority"].detail

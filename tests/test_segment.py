@@ -184,6 +184,47 @@ def test_evenly_spaced_subset_spreads_over_groups_and_respects_budget():
     assert len(segment.evenly_spaced_subset(ids, groups, None)) == 100
 
 
+
+def test_presence_balanced_subset_spends_the_share_on_empty_masks_and_falls_back():
+    ids = [f"W{w}_{i:04d}" for w in range(4) for i in range(25)]
+    groups = [i.split("_")[0] for i in ids]
+    empty = np.array([int(i[-4:]) % 5 == 0 for i in ids])  # 20 of 100 frames show no nerve
+    picked = segment.presence_balanced_subset(ids, groups, empty, 20, empty_share=0.5)
+    assert len(picked) == len(set(picked)) <= 20 and list(picked) == sorted(picked)
+    assert empty[picked].sum() == 10 and (~empty[picked]).sum() >= 9  # half empty (5x their natural share)
+    few = segment.presence_balanced_subset(ids, groups, empty, 80, empty_share=0.5)
+    assert empty[few].sum() == 20 and len(few) >= 78  # only 20 empty: the nerve frames take the rest
+    assert len(segment.presence_balanced_subset(ids, groups, empty, None)) == 100
+    none_empty = segment.presence_balanced_subset(ids, groups, np.zeros(100, bool), 20)
+    assert 18 <= len(none_empty) <= 20
+
+
+def test_presence_nll_penalises_false_positive_area_linearly_where_dice_saturates():
+    import tensorflow as tf
+
+    size = 32
+    empty = np.zeros((1, size, size, 1), np.float32)
+    nerve = empty.copy()
+    nerve[0, 8:24, 8:24, 0] = 1.0
+    blob = np.zeros_like(empty)
+    blob[0, 4:28, 4:28, 0] = 0.9  # a confident false positive of 576 pixels
+
+    unit = 0.01 * size * size
+    assert float(segment.presence_nll(empty, blob)[0]) == pytest.approx(blob.sum() / unit, rel=1e-5)
+    assert float(segment.presence_nll(nerve, nerve)[0]) < 1e-6  # a found nerve costs nothing
+    assert float(segment.presence_nll(nerve, np.zeros_like(nerve))[0]) > 10  # a missed one costs a lot
+
+    def grad_on_blob(loss):
+        x = tf.Variable(blob)
+        with tf.GradientTape() as tape:
+            value = tf.reduce_sum(loss(tf.constant(empty), x))
+        return float(tf.reduce_mean(tf.abs(tape.gradient(value, x))[0, 4:28, 4:28, 0]))
+
+    plain, with_presence = grad_on_blob(segment.segmentation_loss(0.0)), grad_on_blob(segment.segmentation_loss(1.0))
+    assert segment.segmentation_loss(0.0) is segment.dice_bce_loss
+    assert with_presence > 5 * plain  # Dice + BCE barely push a confident blob on an empty frame (about 11x here)
+
+
 # -- input pipeline and model ------------------------------------------------------------------
 
 
