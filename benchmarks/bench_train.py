@@ -37,6 +37,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/hardware.py
 
 import numpy as np  # noqa: E402
 
@@ -72,6 +73,7 @@ def load_frames(args, plane: str, tmp: Path):
 def variants(plane: str, args) -> dict[str, dict]:
     """Name -> how to train: plain fit on arrays, the project's path, and optional ablations."""
     from ctslib.models import PAPER_BATCH_SIZE
+    from ctslib.speed import FastPath
 
     bs = PAPER_BATCH_SIZE[plane]
     base = dict(plane=plane, input_size=args.size, epochs=args.epochs, batch_size=bs, verbose=0)  # else: defaults
@@ -80,15 +82,15 @@ def variants(plane: str, args) -> dict[str, dict]:
         "project": {"kind": "project", "settings": base},
     }
     if args.ablations:
-        out["project, stock BN"] = {"kind": "project", "settings": {**base, "fused_batch_norm": False}}
-        out["project, stock Adam"] = {"kind": "project", "settings": {**base, "fused_optimizer": False}}
-        out["project, XLA"] = {"kind": "project", "settings": {**base, "jit_compile": True}}
-        out["project, steps_per_execution=1"] = {"kind": "project", "settings": {**base, "steps_per_execution": 1}}
-        out["project, mixed_bfloat16"] = {"kind": "project", "settings": {**base, "precision": "mixed_bfloat16"}}
+        out["project, stock BN"] = {"kind": "project", "settings": {**base, "fast": FastPath(fused_batch_norm=False)}}
+        out["project, stock Adam"] = {"kind": "project", "settings": {**base, "fast": FastPath(fused_optimizer=False)}}
+        out["project, XLA"] = {"kind": "project", "settings": {**base, "fast": FastPath(jit_compile=True)}}
+        out["project, steps_per_execution=1"] = {"kind": "project", "settings": {**base, "fast": FastPath(steps_per_execution=1)}}
+        out["project, mixed_bfloat16"] = {"kind": "project", "settings": {**base, "fast": FastPath(precision="mixed_bfloat16")}}
         out["project, no augmentation"] = {"kind": "project",
                                            "settings": {**base, "rotation_deg": 0.0, "horizontal_flip": False}}
         out["project, tf.data autotune on"] = {"kind": "project", "settings": base, "autotune": True}
-    out["step only, stock"] = {"kind": "step", "settings": {**base, "fused_batch_norm": False, "fused_optimizer": False}}
+    out["step only, stock"] = {"kind": "step", "settings": {**base, "fast": False}}
     out["step only, project"] = {"kind": "step", "settings": base}
     return out
 
@@ -99,10 +101,10 @@ def run_variant(spec: dict, frames, arrays, seed: int) -> list[float]:
 
     from ctslib.data import make_dataset
     from ctslib.models import build_model
-    from ctslib.train import TrainSettings, _callbacks, compile_model, new_model
+    from ctslib.train import EpochClock, TrainSettings, compile_model, new_model
 
     settings = TrainSettings(**spec["settings"])
-    clock, _ = _callbacks("val_loss")
+    clock = EpochClock()
     if spec["kind"] == "step":
         return step_only(settings, arrays, seed)
     if spec["kind"] == "plain":
@@ -169,16 +171,22 @@ def main(argv=None) -> int:
     from ctslib.models import PAPER_BATCH_SIZE, build_model
     from ctslib.seed import set_determinism
 
+    import hardware
+
     set_determinism(args.seed)
+    print(hardware.isa_line())
+    peak = hardware.matmul_gflops(2048)
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPU cores, "
-          f"crop {args.size}px, {args.images} images/epoch, {args.epochs} epochs x {args.rounds} rounds", flush=True)
-    results = []
+          f"crop {args.size}px, {args.images} images/epoch, {args.epochs} epochs x {args.rounds} rounds; "
+          f"float32 matmul 2048x2048: {peak:.1f} GFLOP/s", flush=True)
+    results, step_flops = [], {}
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
         for plane in args.planes:
             frames = load_frames(args, plane, Path(tmp))
             x = read_crop_array(frames["crop_file"], args.size)
             y = np.eye(4, dtype=np.float32)[frames["grade_index"].to_numpy()]
             params = build_model(plane, args.size).count_params()
+            step_flops[plane] = hardware.train_step_flops(build_model(plane, args.size))
             specs = variants(plane, args)
             if args.only:
                 specs = {k: v for k, v in specs.items() if k == "plain" or k in args.only or k.startswith("step only")}
@@ -200,9 +208,17 @@ def main(argv=None) -> int:
     for plane, name, bs, params, med, best, cpu, ratio, cpu_ratio in results:
         print(f"{plane:13s} {name:34s} {bs:5d} {params:9,d} {med:7.1f} ({best:6.1f}) {cpu:9.1f}"
               f"             {ratio:5.2f}x {cpu_ratio:5.2f}x")
+    print(f"\nGFLOP/s of the training step (3 x forward FLOPs of the conv and dense layers per image, a lower bound) "
+          f"vs the measured float32 matmul peak of {peak:.1f} GFLOP/s; {hardware.isa_line()}")
+    for plane, name, _, _, med, _, _, _, _ in results:
+        gflops = med * step_flops[plane] / 1e9
+        print(f"  {plane:13s} {name:34s} {step_flops[plane] / 1e6:7.1f} MFLOP/image  {gflops:6.1f} GFLOP/s  "
+              f"{gflops / peak:6.1%} of matmul peak")
     for row in results:
         if row[1] == "project":
-            print(f"RATIO {row[0]}: project / plain fit = {row[7]:.2f}x wall-clock, {row[8]:.2f}x per CPU-second")
+            gflops = row[4] * step_flops[row[0]] / 1e9
+            print(f"RATIO {row[0]}: project / plain fit = {row[7]:.2f}x wall-clock, {row[8]:.2f}x per CPU-second; "
+                  f"{row[4]:.1f} img/s = {gflops:.1f} GFLOP/s = {gflops / peak:.1%} of matmul peak ({hardware.isa_in_force()})")
     by_name = {(row[0], row[1]): row for row in results}
     for plane in args.planes:
         stock, project = by_name.get((plane, "step only, stock")), by_name.get((plane, "step only, project"))

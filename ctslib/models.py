@@ -14,12 +14,8 @@ choices below are Keras defaults (what code that does not mention them gets), ea
 * BatchNormalization follows the ReLU of each transverse convolution and precedes its pooling, the
   order the paper lists ("conv + BN + max-pool").
 
-Training speed: Keras 3 computes BatchNormalization from separate moment and normalisation ops.
-``FusedBatchNormalization`` is the same layer (same weights, same maths: batch statistics in
-training, moving averages with the same momentum/epsilon at inference) computed by TensorFlow's
-fused kernel, as tf.keras 2 did by default. ``ctslib.train`` trains a copy of the model with the
-fused layer and saves a stock-Keras copy (``with_batch_norm(model, fused=False)``), so the saved
-``.keras`` files contain only standard Keras layers.
+Nothing here is about speed: ``ctslib.speed`` trains a copy of these models on faster kernels
+(same layers and maths) and hands back stock Keras layers for saving.
 """
 
 from __future__ import annotations
@@ -142,64 +138,6 @@ def longitudinal_model(
         kernel_initializer=kernel_initializer, padding=padding, pool_size=pool_size,
         dropout=dropout, name="longitudinal_cnn",
     )
-
-
-@keras.saving.register_keras_serializable(package="ctslib")
-class FusedBatchNormalization(layers.BatchNormalization):
-    """``keras.layers.BatchNormalization`` whose training pass uses TensorFlow's fused kernel.
-
-    Identical parameters, config and inference; in training the batch mean/variance normalise the
-    batch and update the moving statistics exactly as the stock layer does (the fused kernel's
-    Bessel-corrected variance is converted back to the biased one the stock layer uses). Falls
-    back to the stock computation where the fused kernel does not apply (masks, renorm,
-    synchronized statistics, a channel axis other than the last, non-float32 inputs, non-TF backend).
-    """
-
-    def _fusable(self, inputs, mask) -> bool:
-        return (
-            keras.backend.backend() == "tensorflow" and mask is None and not self.renorm
-            and not self.synchronized and len(inputs.shape) == 4 and self.axis in (-1, 3)
-            and keras.backend.standardize_dtype(inputs.dtype) in ("float32", "bfloat16") and self.scale and self.center
-        )
-
-    def call(self, inputs, training=None, mask=None):
-        if not (training and self.trainable) or not self._fusable(inputs, mask):
-            return super().call(inputs, training=training, mask=mask)
-        import tensorflow as tf
-
-        outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-            inputs, self.gamma, self.beta, epsilon=self.epsilon, data_format="NHWC", is_training=True,
-        )
-        n = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], variance.dtype)
-        variance = variance * (n - 1.0) / tf.maximum(n, 2.0)  # kernel returns the unbiased variance
-        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
-        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
-        return outputs
-
-
-def with_batch_norm(model: keras.Model, *, fused: bool, precision: str = "float32") -> keras.Model:
-    """A copy of ``model`` (same weights) whose BatchNormalization layers are fused or stock Keras.
-
-    Args:
-        model: a model built by this module.
-        fused: use ``FusedBatchNormalization`` (training) or the stock layer (saving, inference).
-        precision: "float32" (every layer) or "mixed_bfloat16" (bfloat16 compute with float32
-            weights, softmax output kept in float32): a training-speed option that changes rounding,
-            not the architecture or the weights' type.
-    """
-    target = FusedBatchNormalization if fused else layers.BatchNormalization
-    output_name = model.layers[-1].name
-
-    def clone(layer):
-        cls = target if isinstance(layer, layers.BatchNormalization) else layer.__class__
-        config = layer.get_config()
-        if not isinstance(layer, layers.InputLayer):
-            config["dtype"] = "float32" if layer.name == output_name else precision
-        return cls.from_config(config)
-
-    copy = keras.models.clone_model(model, clone_function=clone)
-    copy.set_weights(model.get_weights())
-    return copy
 
 
 def parameter_count(model: keras.Model) -> int:

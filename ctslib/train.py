@@ -11,23 +11,11 @@ on the training set only. What the paper leaves open, and our choice:
   default (``predict_with``): the epoch count is then the only choice, fixed in advance.
 * **Learning rate**: Keras' Adam default 1e-3 unless set.
 
-Speed on a small CPU, with the model unchanged (``benchmarks/bench_train.py`` measures each):
-
-* crops are decoded once and cached; batches are prefetched by a tf.data pipeline with fixed
-  parallelism (``ctslib.data``: tf.data's autotuner left one of two cores idle in about half the
-  epochs);
-* BatchNormalization runs through TensorFlow's fused kernel during training
-  (``ctslib.models.FusedBatchNormalization``: same layer, same maths);
-* Adam updates each weight tensor with TensorFlow's fused kernel (``FusedAdam``: Keras' Adam
-  formula in one pass over memory instead of about ten; it matters most for the longitudinal
-  model, whose dense weights make the update a third of a step);
-* ``steps_per_execution=10``: Keras runs ten training steps per call into the compiled function
-  (bit-identical results, less Python per step).
-
-The saved ``.keras`` files hold stock Keras layers and a stock Adam. XLA (``jit_compile``) is
-available but off: on a 2-core CPU it ran these models 2-2.5x slower, and Keras turns it off
-under op determinism anyway. ``precision="mixed_bfloat16"`` is faster on CPUs with bfloat16 units
-but changes rounding, so the paper's float32 stays the default.
+Speed is not part of the recipe: with ``TrainSettings(fast=True)`` (notebook parameter
+``FAST_PATH``, the default) ``ctslib.speed`` runs the same model and maths on TensorFlow's fused
+kernels and hands back stock Keras layers for saving; ``fast=False`` is plain Keras throughout.
+Every split (and seed replicate) is one independent training, run one after the other here or
+as Ray tasks side by side (``ctslib.tasks``, notebook parameter ``WORKERS``).
 """
 
 from __future__ import annotations
@@ -46,9 +34,11 @@ from ctslib.data import make_dataset
 from ctslib.errors import StageError
 from ctslib.handoff import PREDICTION_COLUMNS, PROB_COLUMNS  # noqa: F401  (one definition, re-exported)
 from ctslib.io import atomic_path, write_csv
-from ctslib.models import build_model, with_batch_norm
+from ctslib.models import build_model
 from ctslib.paths import RunPaths
+from ctslib.speed import FastPath, accelerate, fast_path, stock_layers
 from ctslib.split import SPLIT_COLUMNS, check_split
+from ctslib.tasks import replicate_name, run_trainings, training_jobs  # noqa: F401  (replicate_name re-exported)
 
 HISTORY_COLUMNS: tuple[str, ...] = ("split", "epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 MONITORS = {"val_loss": "min", "val_accuracy": "max"}
@@ -68,12 +58,9 @@ class TrainSettings:
         horizontal_flip: randomly mirror training crops left-right.
         monitor: "val_loss" (lowest) or "val_accuracy" (highest) picks the "best" epoch.
         predict_with: "last" or "best": which model writes the validation predictions.
-        fused_batch_norm: train with the fused BatchNormalization kernel (same maths, faster).
-        fused_optimizer: update weights with ``FusedAdam`` (Keras' Adam formula, one fused kernel).
-        precision: "float32" (the paper's Keras default) or "mixed_bfloat16" (faster on CPUs with
-            bfloat16 units; weights stay float32, rounding differs; saved models are float32).
-        jit_compile: XLA-compile the train step (slower on CPU for these models).
-        steps_per_execution: training steps per call into the compiled function (results unchanged).
+        fast: the speed switch (``ctslib.speed``): True = fused kernels and ten steps per call (same
+            maths), False = stock Keras, or a ``FastPath`` naming the tricks; stored as a
+            ``FastPath`` or None (off).
         verbose: 0 = silent; otherwise a header line and one log line every ``log_every`` epochs.
         log_every: epochs between log lines (the first and last epoch are always logged).
         model_options: extra arguments of the model builder (padding, pool_size, kernel_initializer).
@@ -88,11 +75,7 @@ class TrainSettings:
     horizontal_flip: bool = True
     monitor: str = "val_loss"
     predict_with: str = "last"
-    fused_batch_norm: bool = True
-    fused_optimizer: bool = True
-    precision: str = "float32"
-    jit_compile: bool = False
-    steps_per_execution: int = 10
+    fast: bool | FastPath | None = True
     verbose: int = 1
     log_every: int = 10
     model_options: dict[str, Any] = field(default_factory=dict)
@@ -102,12 +85,11 @@ class TrainSettings:
             raise ValueError(f"monitor must be one of {sorted(MONITORS)}, got {self.monitor!r}")
         if self.predict_with not in ("best", "last"):
             raise ValueError(f"predict_with must be 'best' or 'last', got {self.predict_with!r}")
-        if self.precision not in ("float32", "mixed_bfloat16"):
-            raise ValueError(f"precision must be 'float32' or 'mixed_bfloat16', got {self.precision!r}")
         if self.log_every < 1:
             raise ValueError(f"log_every must be >= 1, got {self.log_every}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
+        object.__setattr__(self, "fast", fast_path(self.fast))
 
 
 @dataclass
@@ -122,122 +104,80 @@ class SplitResult:
     summary: dict[str, Any]
 
 
-# ----------------------------------------------------------------------------- runtime
-@keras.saving.register_keras_serializable(package="ctslib")
-class FusedAdam(keras.optimizers.Adam):
-    """``keras.optimizers.Adam`` whose update runs as TensorFlow's fused ``ResourceApplyAdam`` kernel.
-
-    Keras 3 writes the update as separate tensor ops (about ten passes over each weight tensor and
-    its two moment tensors); the kernel computes the same formula, ``m += (g - m)(1 - beta_1)``,
-    ``v += (g^2 - v)(1 - beta_2)``, ``w -= alpha m / (sqrt(v) + epsilon)`` with
-    ``alpha = lr sqrt(1 - beta_2^t) / (1 - beta_1^t)``, in one pass. Results agree with the stock
-    optimiser to float32 rounding (the kernel forms ``1 - beta`` in float32). Configuration, state
-    variables and everything the base class does around the update (clipping, weight decay,
-    schedules, loss scaling) are unchanged. Falls back to the stock update where the kernel does
-    not apply: AMSGrad, sparse gradients, distribution strategies, backends other than TensorFlow.
-    """
-
-    def _fusable(self, gradient, variable) -> bool:
-        import tensorflow as tf
-
-        return (
-            keras.backend.backend() == "tensorflow" and not self.amsgrad and not tf.distribute.has_strategy()
-            and not isinstance(gradient, tf.IndexedSlices) and hasattr(variable, "handle")
-            and keras.backend.standardize_dtype(variable.dtype) in ("float16", "bfloat16", "float32", "float64")
-        )
-
-    def update_step(self, gradient, variable, learning_rate):
-        if not self._fusable(gradient, variable):
-            return super().update_step(gradient, variable, learning_rate)
-        import tensorflow as tf
-
-        dtype = variable.dtype
-        step = tf.cast(self.iterations + 1, dtype)
-        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
-        index = self._get_variable_index(variable)
-        tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle, m=self._momentums[index].handle, v=self._velocities[index].handle,
-            beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step),
-            lr=tf.cast(learning_rate, dtype), beta1=beta_1, beta2=beta_2,
-            epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype),
-        )
+# ----------------------------------------------------------------------------- the recipe
+def new_model(settings: TrainSettings, seed: int):
+    """The plane's published model, freshly initialised from ``seed``."""
+    keras.utils.set_random_seed(seed)
+    return build_model(settings.plane, settings.input_size, **settings.model_options)
 
 
 def compile_model(model, settings: TrainSettings):
-    """Compile with the paper's optimiser and loss: Adam + categorical cross-entropy (+ accuracy)."""
-    adam = FusedAdam if settings.fused_optimizer else keras.optimizers.Adam
-    model.compile(
-        optimizer=adam(learning_rate=settings.learning_rate),
-        loss="categorical_crossentropy",
-        metrics=["accuracy"],
-        jit_compile=settings.jit_compile,
-        steps_per_execution=settings.steps_per_execution,
-    )
-    return model
+    """Compile with the paper's optimiser and loss: Adam + categorical cross-entropy (+ accuracy).
 
-
-def new_model(settings: TrainSettings, seed: int):
-    """The plane's published model, freshly initialised from ``seed`` (the training variant)."""
-    keras.utils.set_random_seed(seed)
-    model = build_model(settings.plane, settings.input_size, **settings.model_options)
-    if settings.fused_batch_norm or settings.precision != "float32":
-        return with_batch_norm(model, fused=settings.fused_batch_norm, precision=settings.precision)
-    return model
+    With ``settings.fast`` the result is ``ctslib.speed.accelerate``'s copy: same weights and
+    maths on faster kernels. XLA stays off unless the fast path asks for it.
+    """
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=settings.learning_rate),
+                  loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
+    return accelerate(model, settings.fast) if settings.fast else model
 
 
 def stock_copy(model, settings: TrainSettings):
-    """A copy of a trained model (same weights) with stock Keras layers, compiled with stock Adam.
+    """A copy of a trained model (same weights) in stock Keras layers, compiled with the plain recipe.
 
     This is what is saved: the ``.keras`` files load with plain Keras, no ctslib class needed.
     """
-    return compile_model(with_batch_norm(model, fused=False),
-                         replace(settings, fused_optimizer=False, jit_compile=False, steps_per_execution=1))
+    return compile_model(stock_layers(model), replace(settings, fast=False))
 
 
 # ----------------------------------------------------------------------------- callbacks
-def _callbacks(monitor: str):
-    class EpochClock(keras.callbacks.Callback):
-        """Wall and process-CPU seconds of every epoch, and of its training part (before validation)."""
+class EpochClock(keras.callbacks.Callback):
+    """Wall and process-CPU seconds of every epoch, and of its training part (before validation)."""
 
-        def __init__(self) -> None:
-            super().__init__()
-            self.epoch_s: list[float] = []
-            self.train_s: list[float] = []
-            self.train_cpu_s: list[float] = []
-            self._start = None
+    def __init__(self) -> None:
+        super().__init__()
+        self.epoch_s: list[float] = []
+        self.train_s: list[float] = []
+        self.train_cpu_s: list[float] = []
+        self._start: float | None = None
+        self._cpu = 0.0
+        self._train_end: float | None = None
+        self._train_cpu_end: float | None = None
 
-        def on_epoch_begin(self, epoch, logs=None):
-            self._start, self._cpu = time.perf_counter(), time.process_time()
-            self._train_end = self._train_cpu_end = None
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start, self._cpu = time.perf_counter(), time.process_time()
+        self._train_end = self._train_cpu_end = None
 
-        def on_test_begin(self, logs=None):
-            if self._start is not None and self._train_end is None:
-                self._train_end, self._train_cpu_end = time.perf_counter(), time.process_time()
+    def on_test_begin(self, logs=None):
+        if self._start is not None and self._train_end is None:
+            self._train_end, self._train_cpu_end = time.perf_counter(), time.process_time()
 
-        def on_epoch_end(self, epoch, logs=None):
-            end, cpu = time.perf_counter(), time.process_time()
-            self.epoch_s.append(end - self._start)
-            self.train_s.append((self._train_end or end) - self._start)
-            self.train_cpu_s.append((self._train_cpu_end or cpu) - self._cpu)
-            self._start = None
+    def on_epoch_end(self, epoch, logs=None):
+        end, cpu = time.perf_counter(), time.process_time()
+        self.epoch_s.append(end - self._start)
+        self.train_s.append((self._train_end or end) - self._start)
+        self.train_cpu_s.append((self._train_cpu_end or cpu) - self._cpu)
+        self._start = None
 
-    class KeepBest(keras.callbacks.Callback):
-        """Weights of the best epoch by ``monitor`` (kept in memory; saved once at the end)."""
 
-        def __init__(self) -> None:
-            super().__init__()
-            self.best_value = np.inf if MONITORS[monitor] == "min" else -np.inf
-            self.best_epoch = 0
-            self.best_weights = None
+class KeepBest(keras.callbacks.Callback):
+    """Weights of the best epoch by ``monitor`` (kept in memory; saved once at the end)."""
 
-        def on_epoch_end(self, epoch, logs=None):
-            value = float((logs or {}).get(monitor, np.nan))
-            better = value < self.best_value if MONITORS[monitor] == "min" else value > self.best_value
-            if np.isfinite(value) and (better or self.best_weights is None):
-                self.best_value, self.best_epoch = value, epoch + 1
-                self.best_weights = self.model.get_weights()
+    def __init__(self, monitor: str = "val_loss") -> None:
+        super().__init__()
+        if monitor not in MONITORS:
+            raise ValueError(f"monitor must be one of {sorted(MONITORS)}, got {monitor!r}")
+        self.monitor, self.mode = monitor, MONITORS[monitor]
+        self.best_value = np.inf if self.mode == "min" else -np.inf
+        self.best_epoch = 0
+        self.best_weights = None
 
-    return EpochClock(), KeepBest()
+    def on_epoch_end(self, epoch, logs=None):
+        value = float((logs or {}).get(self.monitor, np.nan))
+        better = value < self.best_value if self.mode == "min" else value > self.best_value
+        if np.isfinite(value) and (better or self.best_weights is None):
+            self.best_value, self.best_epoch = value, epoch + 1
+            self.best_weights = self.model.get_weights()
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -307,7 +247,7 @@ def train_split(frames: pd.DataFrame, split_table: pd.DataFrame, split: str, set
     val_ds = make_dataset(val_rows["crop_file"], val_rows["grade_index"], input_size=settings.input_size,
                           batch_size=max(settings.batch_size, 64), training=False, seed=seed)
     model = compile_model(new_model(settings, seed), settings)
-    clock, keep = _callbacks(settings.monitor)
+    clock, keep = EpochClock(), KeepBest(settings.monitor)
     if settings.verbose:
         print(f"[{settings.plane} / {split}] {len(train_rows)} training, {len(val_rows)} validation frames, "
               f"{settings.epochs} epochs, batch {settings.batch_size}", flush=True)
@@ -356,19 +296,15 @@ def train_split(frames: pd.DataFrame, split_table: pd.DataFrame, split: str, set
 
 # ----------------------------------------------------------------------------- one plane
 def save_model(model, path: str | Path) -> Path:
-    """Save a Keras model atomically as ``.keras``."""
+    """Save a Keras model (or a worker's ``ctslib.tasks.KerasFile``) atomically as ``.keras``."""
     with atomic_path(path) as tmp:
         model.save(tmp)
     return Path(path)
 
 
-def replicate_name(split: str, k: int) -> str:
-    """Split name of seed replicate ``k`` (0: the split itself; ``cv0~s1``: fold 0 trained with seed + 1)."""
-    return split if k == 0 else f"{split}~s{k}"
-
-
 def train_plane(frames: pd.DataFrame, split_table: pd.DataFrame, settings: TrainSettings, seed: int,
-                paths: RunPaths, splits: list[str] | None = None, seeds: int = 1) -> pd.DataFrame:
+                paths: RunPaths, splits: list[str] | None = None, seeds: int = 1, workers: int = 1,
+                gpus_per_task: float = 0.0) -> pd.DataFrame:
     """Train one plane's model on every split and write the stage's hand-off files.
 
     Writes ``split.csv`` first, then per split ``<split>_best.keras`` and ``<split>_last.keras``,
@@ -377,32 +313,29 @@ def train_plane(frames: pd.DataFrame, split_table: pd.DataFrame, settings: Train
     is trained again with seed + 1, ... (named ``<split>~s1`` ...): the spread of those results is
     training variance (same validation participants, only initialisation, order and augmentation differ).
 
+    Each split and seed is one independent training (``ctslib.tasks``): with ``workers`` = 1 they
+    run here one after the other; with more (or ``RAY_ADDRESS`` set) they run as Ray tasks side by
+    side, ``gpus_per_task`` of a GPU each (0: CPU). Files are written in the same order either way.
+
     Returns:
         One summary row per split and seed (sizes, best/final validation accuracy, timings).
     """
-    if seeds < 1:
-        raise ValueError(f"seeds must be >= 1, got {seeds}")
     split_table = split_table[list(SPLIT_COLUMNS)]
     check_split(split_table)
-    splits = splits or list(dict.fromkeys(split_table["split"]))
+    jobs = training_jobs(splits or list(dict.fromkeys(split_table["split"])), seed, seeds)
     write_csv(split_table, paths.split_csv(settings.plane))
     histories, predictions, summaries = [], [], []
-    for k in range(seeds):
-        for split in splits:
-            name = replicate_name(split, k)
-            result = train_split(frames, split_table, split, settings, seed + k)
-            if k:
-                result.history["split"] = name
-                result.predictions["split"] = name
-                result.summary["split"] = name
-            save_model(result.best_model, paths.model_file(settings.plane, name, "best"))
-            save_model(result.last_model, paths.model_file(settings.plane, name, "last"))
-            histories.append(result.history)
-            predictions.append(result.predictions)
-            summaries.append({**result.summary, "seed": seed + k})
-            write_csv(pd.concat(histories, ignore_index=True), paths.history_csv(settings.plane))
-            write_csv(pd.concat(predictions, ignore_index=True)[list(PREDICTION_COLUMNS)],
-                      paths.predictions_csv(settings.plane))
+    results = run_trainings(frames, split_table, settings, jobs, workers=workers, gpus_per_task=gpus_per_task,
+                            echo=lambda line: print(line, flush=True))
+    for job, result in zip(jobs, results):
+        save_model(result.best_model, paths.model_file(settings.plane, job.name, "best"))
+        save_model(result.last_model, paths.model_file(settings.plane, job.name, "last"))
+        histories.append(result.history)
+        predictions.append(result.predictions)
+        summaries.append({**result.summary, "seed": job.seed})
+        write_csv(pd.concat(histories, ignore_index=True), paths.history_csv(settings.plane))
+        write_csv(pd.concat(predictions, ignore_index=True)[list(PREDICTION_COLUMNS)],
+                  paths.predictions_csv(settings.plane))
     return pd.DataFrame(summaries)
 
 

@@ -1,9 +1,7 @@
-"""The two published CNNs: layer sequence, output shape, parameter count from the layer formulas,
-and the fused BatchNormalization used for training (same maths, stock layers in saved files)."""
+"""The two published CNNs: layer sequence, output shape, parameter count from the layer formulas
+(the fused training kernels are tested in test_speed.py)."""
 
 from __future__ import annotations
-
-import zipfile
 
 import numpy as np
 import pytest
@@ -11,13 +9,7 @@ import pytest
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-from ctslib.models import (  # noqa: E402
-    FusedBatchNormalization,
-    build_model,
-    longitudinal_model,
-    transverse_model,
-    with_batch_norm,
-)
+from ctslib.models import build_model, longitudinal_model, transverse_model  # noqa: E402
 
 
 # --------------------------------------------------------------------------- expected counts
@@ -125,47 +117,6 @@ def test_unknown_plane_and_tiny_input_refused():
         build_model("sagittal", 64)
     with pytest.raises(ValueError, match="input_size"):
         build_model("transverse", 4)
-
-
-# --------------------------------------------------------------------------- fused batch norm
-def test_fused_batch_norm_matches_stock_layer_in_training_and_inference():
-    x = (np.random.default_rng(1).random((6, 12, 12, 5), dtype=np.float32) * 3 + 1)
-    stock, fused = keras.layers.BatchNormalization(), FusedBatchNormalization()
-    stock.build(x.shape)
-    fused.build(x.shape)
-    weights = [w + 0.1 * (i + 1) for i, w in enumerate(stock.get_weights())]
-    stock.set_weights(weights)
-    fused.set_weights(weights)
-    with tf.GradientTape(persistent=True) as tape:
-        y_stock, y_fused = stock(x, training=True), fused(x, training=True)
-        loss_stock, loss_fused = tf.reduce_sum(y_stock ** 3), tf.reduce_sum(y_fused ** 3)
-    np.testing.assert_allclose(np.asarray(y_fused), np.asarray(y_stock), atol=1e-4)
-    for g_f, g_s in zip(tape.gradient(loss_fused, fused.trainable_variables),
-                        tape.gradient(loss_stock, stock.trainable_variables)):
-        np.testing.assert_allclose(np.asarray(g_f), np.asarray(g_s), rtol=1e-4, atol=1e-2)
-    # moving statistics moved away from their initial values, identically
-    assert not np.allclose(stock.moving_mean.numpy(), weights[2])
-    np.testing.assert_allclose(fused.moving_mean.numpy(), stock.moving_mean.numpy(), rtol=1e-5)
-    np.testing.assert_allclose(fused.moving_variance.numpy(), stock.moving_variance.numpy(), rtol=1e-5)
-    np.testing.assert_allclose(np.asarray(fused(x)), np.asarray(stock(x)), atol=1e-5)
-
-
-def test_with_batch_norm_round_trip_keeps_weights_and_saves_stock_layers(tmp_path):
-    model = transverse_model(40)
-    fused = with_batch_norm(model, fused=True)
-    assert layer_types(fused).count("FusedBatchNormalization") == 3
-    back = with_batch_norm(fused, fused=False)
-    assert "FusedBatchNormalization" not in layer_types(back)
-    for a, b in zip(model.get_weights(), back.get_weights()):
-        np.testing.assert_array_equal(a, b)
-    path = tmp_path / "m.keras"
-    back.save(path)
-    with zipfile.ZipFile(path) as archive:
-        config = archive.read("config.json").decode()
-    assert '"BatchNormalization"' in config and "ctslib" not in config  # no custom class needed to load
-    loaded = keras.models.load_model(path, compile=False)
-    x = np.random.default_rng(2).random((2, 40, 40, 1), dtype=np.float32)
-    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-6)
 
 
 def test_dropout_per_layer_and_zero_means_no_dropout_layer():

@@ -19,10 +19,11 @@ from ctslib.errors import InputError, StageError  # noqa: E402
 from ctslib.paths import RunPaths  # noqa: E402
 from ctslib.seed import set_determinism  # noqa: E402
 from ctslib.split import make_splits  # noqa: E402
+from ctslib.speed import FastPath  # noqa: E402
 from ctslib.train import (  # noqa: E402
     HISTORY_COLUMNS,
-    FusedAdam,
     PREDICTION_COLUMNS,
+    KeepBest,
     TrainSettings,
     train_plane,
     train_split,
@@ -130,7 +131,7 @@ def test_same_seed_same_split_and_same_first_epoch_loss(toy):
 def test_steps_per_execution_changes_speed_not_results(toy):
     _, frames = toy
     table = make_splits(frames, seed=4, policies=("paper",))
-    histories = [train_split(frames, table, "paper", settings(epochs=2, steps_per_execution=spe), seed=4).history
+    histories = [train_split(frames, table, "paper", settings(epochs=2, fast=FastPath(steps_per_execution=spe)), seed=4).history
                  for spe in (1, 3)]  # 96 training frames = 5 batches: 3 + a partial execution of 2
     pd.testing.assert_frame_equal(histories[0], histories[1], check_exact=True)
 
@@ -194,41 +195,6 @@ def test_transverse_model_trains_on_the_same_path(tmp_path):
     assert [type(layer).__name__ for layer in result.last_model.layers].count("BatchNormalization") == 3
 
 
-# --------------------------------------------------------------------------- fused Adam
-def _adam_run(optimizer, steps: int = 6):
-    """Weights and moments after ``steps`` updates of a fixed two-tensor problem with varying gradients."""
-    rng = np.random.default_rng(0)
-    weights = [keras.Variable(rng.normal(size=(7, 5)).astype("float32")), keras.Variable(np.zeros(5, "float32"))]
-    gradients = [[rng.normal(scale=s, size=w.shape).astype("float32") for w in weights] for s in np.geomspace(1, 1e-4, steps)]
-    step = tf.function(lambda g: optimizer.apply_gradients(zip(g, weights)))
-    for g in gradients:
-        step(g)
-    return [w.numpy() for w in weights] + [v.numpy() for v in optimizer.variables]
-
-
-@pytest.mark.parametrize("options", [{}, {"learning_rate": 0.05, "beta_1": 0.5, "beta_2": 0.9, "epsilon": 1e-3}])
-def test_fused_adam_matches_keras_adam(options):
-    fused, stock = _adam_run(FusedAdam(**options)), _adam_run(keras.optimizers.Adam(**options))
-    assert len(fused) == len(stock) >= 2 + 4  # weights, then the optimiser's (step, rate, m and v per weight)
-    for a, b in zip(fused, stock):
-        np.testing.assert_allclose(a, b, rtol=2e-6, atol=1e-7)
-    assert not np.allclose(stock[0], _adam_run(keras.optimizers.Adam(**{**options, "epsilon": 0.1}))[0])
-
-
-def test_fused_adam_runs_the_fused_kernel_and_falls_back_for_amsgrad():
-    def op_types(optimizer):
-        w = keras.Variable(np.ones((3, 2), "float32"))
-        graph = tf.function(lambda g: optimizer.apply_gradients([(g, w)])).get_concrete_function(
-            tf.TensorSpec((3, 2), tf.float32)).graph
-        return {op.type for op in graph.get_operations()}
-
-    assert "ResourceApplyAdam" in op_types(FusedAdam())
-    assert "ResourceApplyAdam" not in op_types(keras.optimizers.Adam())
-    assert "ResourceApplyAdam" not in op_types(FusedAdam(amsgrad=True))
-    for a, b in zip(_adam_run(FusedAdam(amsgrad=True)), _adam_run(keras.optimizers.Adam(amsgrad=True))):
-        np.testing.assert_array_equal(a, b)
-
-
 def test_extra_seeds_are_named_replicates_and_differ_only_by_seed(toy, tmp_path):
     work, frames = toy
     paths = RunPaths(tmp_path / "work", tmp_path / "report")
@@ -248,3 +214,15 @@ def test_epoch_log_prints_every_n_epochs_and_the_last(toy, capsys):
     train_split(frames, table, "paper", settings(epochs=5, verbose=1, log_every=2), seed=0)
     lines = [line for line in capsys.readouterr().out.splitlines() if "epoch " in line and "/5:" in line]
     assert [line.split("epoch ")[1].split("/")[0] for line in lines] == ["1", "2", "4", "5"]
+
+
+def test_keep_best_keeps_the_weights_of_the_best_epoch_by_its_monitor():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    keep = KeepBest("val_accuracy")
+    keep.set_model(model)
+    for epoch, accuracy in enumerate([0.5, 0.7, 0.6]):
+        model.set_weights([np.full((2, 1), epoch, np.float32), np.zeros(1, np.float32)])
+        keep.on_epoch_end(epoch, {"val_accuracy": accuracy, "val_loss": 1.0 - epoch})
+    assert keep.best_epoch == 2 and keep.best_value == 0.7 and keep.best_weights[0][0, 0] == 1
+    with pytest.raises(ValueError, match="monitor"):
+        KeepBest("loss")

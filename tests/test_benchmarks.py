@@ -1,0 +1,49 @@
+"""The benchmark helpers count what they claim, and bench_train prints its ratios (no timing asserted)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import hardware  # noqa: E402
+
+
+def test_forward_flops_counts_convolutions_and_dense_layers_by_hand():
+    import keras
+
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)        # 8*8 outputs x 4 filters x 3*3*1 MACs
+    x = keras.layers.MaxPooling2D()(x)                           # not counted
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(2)(x)                           # 64 inputs x 2 units
+    model = keras.Model(inputs, outputs)
+    expected = 2 * (8 * 8 * 4 * 9) + 2 * (4 * 4 * 4 * 2)
+    assert hardware.forward_flops(model) == expected
+    assert hardware.train_step_flops(model) == 3 * expected
+
+
+def test_isa_line_reports_the_avx512_count_and_a_cap(monkeypatch):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    line = hardware.isa_line()
+    assert f"grep -c avx512f /proc/cpuinfo = {hardware.avx512f_count()}" in line
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert hardware.isa_in_force().startswith("AVX2 (ONEDNN_MAX_CPU_ISA cap")
+
+
+def test_matmul_gflops_is_a_positive_rate():
+    assert hardware.matmul_gflops(n=128, repeats=2) > 0
+
+
+def test_bench_train_prints_throughput_gflops_and_ratios(capsys):
+    import bench_train
+
+    assert bench_train.main(["--planes", "transverse", "--size", "32", "--images", "40", "--epochs", "2",
+                             "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "grep -c avx512f /proc/cpuinfo" in out
+    ratio = [line for line in out.splitlines() if line.startswith("RATIO transverse")]
+    assert len(ratio) == 1 and "x wall-clock" in ratio[0] and "of matmul peak" in ratio[0]
+    assert "GFLOP/s" in out
