@@ -435,6 +435,9 @@ def no_nerve_by_video(crops: pd.DataFrame) -> pd.DataFrame:
 def no_nerve_warnings(by_video: pd.DataFrame, max_share: float) -> list[str]:
     """Warnings for videos where no nerve was found in every kept frame, or in more than ``max_share``.
 
+    Where true masks confirm every rejection of a video (its no-nerve frames all have an empty mask),
+    that video is not warned on its own: one line counts those videos (QC's misses, correctly caught).
+
     Raises:
         StageError: no nerve was found in any kept frame of any video, or there was no kept
             frame at all (nothing to crop).
@@ -449,16 +452,24 @@ def no_nerve_warnings(by_video: pd.DataFrame, max_share: float) -> list[str]:
             f"no nerve found in any of the {tried} kept frames of {len(by_video)} videos: check the frames "
             "(figures of notebook 02), give masks to fine-tune the segmenter, or mark the nerve in nerve_hints.csv"
         )
-    messages = []
+    messages, confirmed = [], []
     for row in by_video.itertuples(index=False):
         video = f"{row.wrist_id} {row.plane}"
         empty = int(getattr(row, "no_nerve_true_empty", 0))
         truth = f"; the true masks show no nerve in {empty} of them (QC kept frames without the nerve)" if empty else ""
         if row.no_nerve_found == row.kept_frames:
             messages.append(f"{video}: no nerve found in any of its {row.kept_frames} kept frames (the video gives no crops){truth}")
+        elif row.no_nerve_share > max_share and empty == row.no_nerve_found:
+            confirmed.append(row)  # every rejection was right: QC's miss, one summary line below
         elif row.no_nerve_share > max_share:
             messages.append(f"{video}: no nerve found in {row.no_nerve_found} of {row.kept_frames} kept frames "
                             f"({row.no_nerve_share:.0%}, over {max_share:.0%}){truth}")
+    if confirmed:
+        frames = sum(int(r.no_nerve_found) for r in confirmed)
+        messages.append(
+            f"{len(confirmed)} videos had no nerve found in over {max_share:.0%} of their kept frames ({frames} frames), "
+            "and the true masks show no nerve in every one of those frames: QC kept frames without the nerve and the "
+            "segmenter rejected them correctly (per video: tables/crop_funnel_by_video)")
     return messages
 
 

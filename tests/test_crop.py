@@ -252,6 +252,12 @@ def test_no_nerve_share_per_video_and_its_warnings():
     warned = crop.no_nerve_warnings(with_truth.reset_index(), max_share=0.5)
     assert warned == [messages[[i for i, m in enumerate(messages) if "P002_R" in m][0]]
                       + "; the true masks show no nerve in 4 of them (QC kept frames without the nerve)"]
+    # every rejection confirmed by an empty truth: one summary line instead of a warning per video
+    crops.loc[crops["wrist_id"].eq("P002_R") & crops["plane"].eq("transverse"), "true_nerve_area_px"] = 0
+    crops.loc[crops["wrist_id"].eq("P002_R") & crops["plane"].eq("transverse"), "nerve_found"] = [True] + [False] * 4
+    confirmed = crop.no_nerve_warnings(crop.no_nerve_by_video(crops), max_share=0.3)
+    assert not any(m.startswith("P001_L") or m.startswith("P002_R") for m in confirmed)
+    assert confirmed[-1].startswith("2 videos had no nerve found in over 30% of their kept frames (8 frames)")
 
 
 def test_no_nerve_anywhere_stops_the_stage_naming_the_frames_tried():

@@ -473,3 +473,31 @@ def test_figures_carry_the_synthetic_subtitle_reference_lines_and_a_colour_scale
     fig = gradcam_figure([example], subtitle="synthetic data")
     colorbars = [ax for ax in fig.axes if ax.get_ylabel().startswith("Grad-CAM")]
     assert len(colorbars) == 1 and colorbars[0].get_ylim() == (0.0, 1.0)
+
+
+@pytest.mark.parametrize("case", ["balanced", "grade_absent", "never_predicted", "one_participant_class"])
+def test_vectorised_bootstrap_equals_scikit_learn_on_every_resample(case):
+    """The confusion-matrix bootstrap gives every metric of every resample as scikit-learn does."""
+    gen = np.random.default_rng(11)
+    n = 240
+    participants = [f"P{i:02d}" for i in gen.integers(0, 20, n)]
+    y_true = gen.integers(0, 4, n)
+    y_pred = np.where(gen.random(n) < 0.6, y_true, gen.integers(0, 4, n))
+    if case == "grade_absent":
+        y_true = np.where(y_true == 2, 1, y_true)
+    if case == "never_predicted":
+        y_pred = np.where(y_pred == 3, 0, y_pred)
+    if case == "one_participant_class":  # only P00 has severe wrists: many resamples lack the grade
+        y_true = np.where((y_true == 3) & (np.array(participants) != "P00"), 2, y_true)
+    table = pd.DataFrame({"participant_id": participants, "y_true": y_true, "y_pred": y_pred})
+
+    fast = ev.bootstrap_replicates(table, 60, seed=5, stream="s")
+    slow = ev.bootstrap_replicates(table, 60, seed=5, stream="s",
+                                   metric_fn=lambda t, p: ev.classification_metrics(t, p))  # not the fast path
+    assert list(fast.columns) == list(slow.columns)
+    np.testing.assert_allclose(fast.to_numpy(), slow.to_numpy(), rtol=1e-12, atol=1e-12, equal_nan=True)
+    point = ev.metrics_from_confusion(ev.confusion(y_true, y_pred))
+    expected = ev.classification_metrics(y_true, y_pred)
+    assert set(point) == set(expected)
+    for name, value in expected.items():
+        np.testing.assert_allclose(point[name][0], value, rtol=1e-12, equal_nan=True, err_msg=name)

@@ -27,7 +27,7 @@ from ctslib.errors import StageError
 from ctslib.split import GROUPED_SPLIT, PAPER_SPLIT
 
 __all__ = ["LABELS", "CV_POOLED", "SEED_TAG", "EmptyClassWarning", "empty_classes", "check_classes", "confusion",
-    "classification_metrics", "accuracy_only", "available_splits", "select_split", "split_members", "accuracy_sentence"]
+    "classification_metrics", "metrics_from_confusion", "accuracy_only", "available_splits", "select_split", "split_members", "accuracy_sentence"]
 
 LABELS: list[int] = list(range(len(GRADES)))
 """Class ids passed to every scikit-learn metric, so absent classes still get a row/column."""
@@ -109,6 +109,43 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int]) -> dict
         metrics[f"recall_{grade}"] = recall[i]
         metrics[f"f1_{grade}"] = f1[i]
     return {k: float(v) for k, v in metrics.items()}
+
+
+def metrics_from_confusion(cm: np.ndarray) -> dict[str, np.ndarray]:
+    """``classification_metrics`` computed from confusion matrices, vectorised over a stack (B x 4 x 4).
+
+    The same definitions as the scikit-learn calls (``zero_division=np.nan``; NaN classes left out of
+    the macro averages; quadratic-weighted kappa from observed and expected counts), so the participant
+    bootstrap can sum per-participant confusion matrices instead of calling scikit-learn per resample.
+    ``tests/test_evaluate.py`` checks every value against ``classification_metrics``.
+    """
+    cm = np.asarray(cm, dtype=float)
+    if cm.ndim == 2:
+        cm = cm[None]
+    tp = np.diagonal(cm, axis1=1, axis2=2)
+    true_sum, pred_sum = cm.sum(axis=2), cm.sum(axis=1)
+    total = true_sum.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(pred_sum > 0, tp / pred_sum, np.nan)
+        recall = np.where(true_sum > 0, tp / true_sum, np.nan)
+        f1 = np.where(true_sum + pred_sum > 0, 2 * tp / (true_sum + pred_sum), np.nan)
+        weights = (np.arange(cm.shape[1])[:, None] - np.arange(cm.shape[1])[None, :]) ** 2.0
+        expected = true_sum[:, :, None] * pred_sum[:, None, :] / total[:, None, None]
+        kappa = 1.0 - (weights * cm).sum(axis=(1, 2)) / (weights * expected).sum(axis=(1, 2))
+        metrics = {
+            "accuracy": tp.sum(axis=1) / total,
+            "balanced_accuracy": np.nanmean(recall, axis=1),
+            "mean_precision": np.nanmean(precision, axis=1),
+            "mean_precision_4": np.nansum(precision, axis=1) / cm.shape[1],
+            "macro_recall": np.nanmean(recall, axis=1),
+            "macro_f1": np.nanmean(f1, axis=1),
+            "kappa_quadratic": kappa,
+        }
+    for i, grade in enumerate(GRADES):
+        metrics[f"precision_{grade}"] = precision[:, i]
+        metrics[f"recall_{grade}"] = recall[:, i]
+        metrics[f"f1_{grade}"] = f1[:, i]
+    return metrics
 
 
 def accuracy_only(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, float]:
