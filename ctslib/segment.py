@@ -700,7 +700,8 @@ def presence_balanced_subset(frame_ids: Sequence[str], groups: Sequence[str], em
     n_empty = min(len(pos_empty), int(round(empty_share * max_total)))
     n_nerve = min(len(pos_nerve), max_total - n_empty)
     n_empty = min(len(pos_empty), max_total - n_nerve)
-    picks = [pos[evenly_spaced_subset(ids[pos], groups[pos], n)] for pos, n in ((pos_empty, n_empty), (pos_nerve, n_nerve)) if n]
+    picks = [pos[evenly_spaced_subset(ids[pos], groups[pos], n)]
+             for pos, n in ((pos_empty, n_empty), (pos_nerve, n_nerve)) if n]
     return np.sort(np.concatenate(picks)) if picks else np.zeros(0, dtype=int)
 
 
@@ -786,8 +787,9 @@ def fine_tune(
     on even where QC rejected the frame for cropping). A ``heldout_fraction`` of participants is
     held out (grouped split); training uses at most ``max_train_frames`` frames of the others,
     spread evenly over each video, ``empty_share`` of them frames whose mask is empty
-    (``presence_balanced_subset``); ``presence_weight`` adds ``presence_nll`` to the loss. The held-out participants are scored on their frames that QC
-    kept (a ``kept`` column; all of them without one): the frames the pipeline crops.
+    (``presence_balanced_subset``); ``presence_weight`` adds ``presence_nll`` to the loss. The
+    held-out participants are scored on their frames that QC kept (a ``kept`` column; all of them
+    without one): the frames the pipeline crops.
 
     Returns:
         dict with ``history`` (per epoch), ``train_rows``, ``heldout_rows``, and per-frame
