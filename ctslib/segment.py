@@ -20,6 +20,7 @@ Also reads and scores the public usgra-seg data set (real ultrasound, CC-BY 4.0:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -707,6 +708,31 @@ def presence_balanced_subset(frame_ids: Sequence[str], groups: Sequence[str], em
 
 # -- stage 03 verbs: which segmenter, fine-tuning from the shipped weights, scoring frames ------------
 
+@dataclass(frozen=True)
+class FineTuning:
+    """How stage 03 fine-tunes the shipped segmenter (notebook 03's ``SEG_*`` parameters).
+
+    Attributes:
+        epochs: fine-tuning epochs.
+        batch_size: images per step.
+        learning_rate: Adam learning rate (small: training starts from good weights).
+        max_train_frames: at most this many training frames, spread over each video (None: all).
+        heldout_fraction: share of participants held out to score the segmenter before and after.
+        presence_weight: weight of ``presence_nll`` in the loss (0: Dice + BCE only).
+        empty_share: share of the training frames whose mask shows no nerve (``presence_balanced_subset``).
+        seed: seeds the held-out split, the shuffle order and the augmentation.
+    """
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    max_train_frames: int | None
+    heldout_fraction: float
+    presence_weight: float = 0.0
+    empty_share: float = 0.5
+    seed: int = 0
+
+
 SEG_MODES: tuple[str, ...] = ("auto", "pretrained", "finetune")
 """``auto``: fine-tune when frames with nerve masks exist, else the shipped model as is."""
 
@@ -768,26 +794,20 @@ def fine_tune(
     masked: pd.DataFrame,
     frames_dir: str | Path,
     masks_dir: str | Path,
+    tuning: FineTuning,
     *,
     input_size: int,
-    epochs: int,
-    batch_size: int,
-    learning_rate: float,
-    max_train_frames: int | None,
-    heldout_fraction: float,
     threshold: float = 0.5,
     flip_tta: bool = False,
-    seed: int = 0,
-    presence_weight: float = 0.0,
-    empty_share: float = 0.5,
 ) -> dict:
     """Fine-tune ``model`` (in place) on frames with masks; score held-out participants before and after.
 
     ``masked`` lists every frame with a nerve mask, whatever QC decided (a mask is worth training
-    on even where QC rejected the frame for cropping). A ``heldout_fraction`` of participants is
-    held out (grouped split); training uses at most ``max_train_frames`` frames of the others,
-    spread evenly over each video, ``empty_share`` of them frames whose mask is empty
-    (``presence_balanced_subset``); ``presence_weight`` adds ``presence_nll`` to the loss. The
+    on even where QC rejected the frame for cropping). ``tuning`` (``FineTuning``) says how: a
+    ``heldout_fraction`` of participants is held out (grouped split); training uses at most
+    ``max_train_frames`` frames of the others, spread evenly over each video, ``empty_share`` of
+    them frames whose mask is empty (``presence_balanced_subset``); ``presence_weight`` adds
+    ``presence_nll`` to the loss. The
     held-out participants are scored on their frames that QC kept (a ``kept`` column; all of them
     without one): the frames the pipeline crops.
 
@@ -796,21 +816,23 @@ def fine_tune(
         ``scores_before`` / ``scores_after`` on the held-out participants.
     """
     frames_dir, masks_dir = Path(frames_dir), Path(masks_dir)
-    train_idx, heldout_idx = participant_split(masked["participant_id"], test_size=heldout_fraction, seed=seed)
+    train_idx, heldout_idx = participant_split(masked["participant_id"], test_size=tuning.heldout_fraction,
+                                               seed=tuning.seed)
     train_rows = masked.iloc[train_idx].reset_index(drop=True)
     heldout_rows = masked.iloc[heldout_idx].reset_index(drop=True)
     if "kept" in heldout_rows.columns:
         heldout_rows = heldout_rows[heldout_rows["kept"].astype(bool)].reset_index(drop=True)
     empty = empty_mask_flags(masks_dir, train_rows["frame_id"])
     subset = presence_balanced_subset(train_rows["frame_id"], train_rows["wrist_id"] + "_" + train_rows["plane"],
-                                      empty, max_train_frames, empty_share)
+                                      empty, tuning.max_train_frames, tuning.empty_share)
     train_rows = train_rows.iloc[subset].reset_index(drop=True)
     score = dict(input_size=input_size, threshold=threshold, flip_tta=flip_tta)
     before = score_frames(model, heldout_rows, frames_dir, masks_dir, **score)
     x, y = load_pairs([frames_dir / f"{f}.png" for f in train_rows["frame_id"]],
                       [masks_dir / f"{f}.png" for f in train_rows["frame_id"]], input_size)
-    model, history = train_segmenter(x, y, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                                     seed=seed, model=model, presence_weight=presence_weight)
+    model, history = train_segmenter(x, y, epochs=tuning.epochs, batch_size=tuning.batch_size,
+                                     learning_rate=tuning.learning_rate, seed=tuning.seed, model=model,
+                                     presence_weight=tuning.presence_weight)
     after = score_frames(model, heldout_rows, frames_dir, masks_dir, **score)
     return {"model": model, "history": history, "train_rows": train_rows, "heldout_rows": heldout_rows,
             "scores_before": before, "scores_after": after}
@@ -857,23 +879,16 @@ def adapt_segmenter(
     masked: pd.DataFrame,
     frames_dir: str | Path,
     masks_dir: str | Path,
+    tuning: FineTuning,
     *,
     input_size: int,
-    epochs: int,
-    batch_size: int,
-    learning_rate: float,
-    max_train_frames: int | None,
-    heldout_fraction: float,
     threshold: float = 0.5,
     flip_tta: bool = False,
-    seed: int = 0,
-    presence_weight: float = 0.0,
-    empty_share: float = 0.5,
 ) -> dict:
     """Stage 03's segmenter for the data at hand, per ``mode`` (from ``choose_mode``).
 
-    "finetune": ``fine_tune`` from the given (shipped) weights, scored before and after on held-out
-    participants. "pretrained": the model as is; frames with masks, if any (all unseen), are scored.
+    "finetune": ``fine_tune`` from the given (shipped) weights by ``tuning``, scored before and after
+    on held-out participants (``tuning`` is not used in "pretrained" mode). "pretrained": the model as is; frames with masks, if any (all unseen), are scored.
 
     Returns:
         dict with ``model``, ``mode_text`` (what the report says), ``metrics`` (``summarise_scores``
@@ -882,10 +897,7 @@ def adapt_segmenter(
     """
     score = dict(input_size=input_size, threshold=threshold, flip_tta=flip_tta)
     if mode == "finetune":
-        tuned = fine_tune(model, masked, frames_dir, masks_dir, epochs=epochs, batch_size=batch_size,
-                          learning_rate=learning_rate, max_train_frames=max_train_frames,
-                          heldout_fraction=heldout_fraction, seed=seed, presence_weight=presence_weight,
-                          empty_share=empty_share, **score)
+        tuned = fine_tune(model, masked, frames_dir, masks_dir, tuning, **score)
         text = (f"fine-tuned from the shipped weights on {len(tuned['train_rows'])} masked frames of "
                 f"{tuned['train_rows']['participant_id'].nunique()} participants")
         return {"model": tuned["model"], "mode_text": text, "history": tuned["history"], "tuned": tuned,

@@ -22,21 +22,13 @@ from ctslib.paths import DataLayout
 from ctslib.region import Region
 from ctslib.validate import validate_data
 from ctslib.video import VideoJob, find_masks, read_acquisition, read_masks
-from test_validate import COHORT, PLANES, SIZE, WRISTS, problems, write_avi, write_png
+from test_validate import COHORT, SIZE, problems, write_avi, write_clean_folder, write_png
 
 
 @pytest.fixture
 def data(tmp_path: Path) -> DataLayout:
     """The clean folder of test_validate (without masks and accept-list)."""
-    layout = DataLayout(tmp_path / "data")
-    layout.videos_dir.mkdir(parents=True)
-    layout.cohort_csv.write_text(COHORT)
-    layout.acquisition_json.write_text(json.dumps({"source": "real", "pixel_spacing_mm": [0.1, 0.1], "fps": 10}))
-    for pid, side in WRISTS:
-        for plane in PLANES:
-            write_avi(layout.videos_dir / f"{pid}_{side}_{plane}.avi")
-    layout.masks_dir.mkdir()
-    return layout
+    return write_clean_folder(tmp_path / "data")
 
 
 def notes(layout: DataLayout) -> list[str]:

@@ -352,8 +352,9 @@ def test_fine_tune_continues_from_the_given_weights_and_scores_held_out_kept_fra
     masked = pd.DataFrame(rows)
     model = segment.build_unet(32, depth=1, base_filters=4, seed=3)
     start = [w.copy() for w in model.get_weights()]
-    result = segment.fine_tune(model, masked, frames_dir, masks_dir, input_size=32, epochs=2, batch_size=4,
-                               learning_rate=1e-3, max_train_frames=None, heldout_fraction=0.25, seed=3)
+    tuning = segment.FineTuning(epochs=2, batch_size=4, learning_rate=1e-3, max_train_frames=None,
+                                heldout_fraction=0.25, seed=3)
+    result = segment.fine_tune(model, masked, frames_dir, masks_dir, tuning, input_size=32)
     assert result["model"] is model  # the given model, trained further: never a new one from scratch
     assert any(not np.array_equal(a, b) for a, b in zip(start, model.get_weights()))
     train_p, held_p = set(result["train_rows"]["participant_id"]), set(result["heldout_rows"]["participant_id"])
@@ -372,8 +373,10 @@ def test_fine_tune_continues_from_the_given_weights_and_scores_held_out_kept_fra
 def test_adapt_segmenter_says_pretrained_not_fine_tuned_and_scores_unseen_masks(tmp_path):
     import pandas as pd
 
-    common = dict(input_size=16, epochs=1, batch_size=2, learning_rate=1e-3, max_train_frames=None, heldout_fraction=0.5)
-    none = segment.adapt_segmenter(_HalfModel(), "pretrained", pd.DataFrame(columns=["frame_id"]), tmp_path, tmp_path, **common)
+    tuning = segment.FineTuning(epochs=1, batch_size=2, learning_rate=1e-3, max_train_frames=None, heldout_fraction=0.5)
+    common = dict(input_size=16)
+    none = segment.adapt_segmenter(_HalfModel(), "pretrained", pd.DataFrame(columns=["frame_id"]), tmp_path, tmp_path,
+                                   tuning, **common)
     assert none["mode_text"] == "pretrained, not fine-tuned (no nerve masks in the data)"
     assert none["metrics"] is None and none["history"] is None and isinstance(none["model"], _HalfModel)
 
@@ -386,9 +389,9 @@ def test_adapt_segmenter_says_pretrained_not_fine_tuned_and_scores_unseen_masks(
         cv2.imwrite(str(tmp_path / "m" / f"{fid}.png"), mask)
     masked = pd.DataFrame({"frame_id": ["A_L_transverse_0000", "B_L_transverse_0000"], "plane": "transverse",
                            "participant_id": ["A", "B"], "wrist_id": ["A_L", "B_L"]})
-    forced = segment.adapt_segmenter(_HalfModel(), "pretrained", masked, tmp_path / "f", tmp_path / "m", **common)
+    forced = segment.adapt_segmenter(_HalfModel(), "pretrained", masked, tmp_path / "f", tmp_path / "m", tuning, **common)
     assert forced["mode_text"].startswith("pretrained, not fine-tuned")
     overall = forced["metrics"].set_index("plane").loc["all"]
     assert overall.n_nerve == 2 and overall.dice_mean == pytest.approx(1.0) and overall.model == "shipped (pretrained)"
     with pytest.raises(InputError):
-        segment.adapt_segmenter(_HalfModel(), "auto", masked, tmp_path / "f", tmp_path / "m", **common)
+        segment.adapt_segmenter(_HalfModel(), "auto", masked, tmp_path / "f", tmp_path / "m", tuning, **common)

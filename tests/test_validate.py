@@ -50,10 +50,9 @@ def write_png(path: Path, image: np.ndarray) -> None:
     assert cv2.imwrite(str(path), image)
 
 
-@pytest.fixture
-def data(tmp_path: Path) -> DataLayout:
-    """A clean data folder in the layout of docs/pipeline.md."""
-    layout = DataLayout(tmp_path / "data")
+def write_clean_folder(root: Path) -> DataLayout:
+    """Cohort, acquisition.json, one video per wrist and plane, and an empty masks/ folder."""
+    layout = DataLayout(root)
     layout.videos_dir.mkdir(parents=True)
     layout.cohort_csv.write_text(COHORT)
     layout.acquisition_json.write_text(json.dumps({"source": "real", "pixel_spacing_mm": [0.1, 0.1], "fps": 10}))
@@ -61,6 +60,13 @@ def data(tmp_path: Path) -> DataLayout:
         for plane in PLANES:
             write_avi(layout.videos_dir / f"{pid}_{side}_{plane}.avi")
     layout.masks_dir.mkdir()
+    return layout
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> DataLayout:
+    """A clean data folder in the layout of docs/pipeline.md."""
+    layout = write_clean_folder(tmp_path / "data")
     mask = np.zeros((2, SIZE[1], SIZE[0]), np.uint8)
     mask[:, 10:20, 10:20] = 1
     np.savez(layout.masks_dir / "S1_L_transverse.npz", index=np.array([0, 2]), mask=mask)
