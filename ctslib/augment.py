@@ -104,13 +104,14 @@ def augment_pair(
 
     Args:
         image: grayscale (H, W), float32 in [0, 1] (or uint8, scaled by 1/255).
-        mask: nerve mask (H, W), 0/1 (soft values allowed).
+        mask: nerve mask (H, W), 0/1 (soft values allowed), or (H, W, C) with C <= 4 target
+            planes warped alike (e.g. nerve, vessel, "vessels labelled").
         size: output side in pixels.
         gen: the only source of randomness.
         cfg: augmentation ranges.
 
     Returns:
-        ``(image, mask)``, both float32 (size, size) in [0, 1]; the mask has soft edges.
+        ``(image, mask)``, float32 in [0, 1], (size, size) and the mask's own channels; soft edges.
     """
     img = image.astype(np.float32) / (255.0 if image.dtype == np.uint8 else 1.0)
     msk = mask.astype(np.float32)
@@ -153,8 +154,11 @@ def augment_batch(
     gen: np.random.Generator,
     cfg: AugmentConfig = AugmentConfig(),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``augment_pair`` over lists; returns model arrays ``(N, size, size, 1)`` (images, targets)."""
+    """``augment_pair`` over lists; returns model arrays ``(N, size, size, 1)`` (images) and
+    ``(N, size, size, C)`` (targets: C = 1 for (H, W) masks, else the masks' channel count)."""
     pairs = [augment_pair(im, m, size, gen, cfg) for im, m in zip(images, masks)]
-    x = np.stack([p[0] for p in pairs])[..., None] if pairs else np.zeros((0, size, size, 1), np.float32)
-    y = np.stack([p[1] for p in pairs])[..., None] if pairs else np.zeros((0, size, size, 1), np.float32)
-    return x, y
+    channels = masks[0].shape[2] if len(masks) and masks[0].ndim == 3 else 1
+    if not pairs:
+        return np.zeros((0, size, size, 1), np.float32), np.zeros((0, size, size, channels), np.float32)
+    y = np.stack([p[1] for p in pairs])
+    return np.stack([p[0] for p in pairs])[..., None], y if y.ndim == 4 else y[..., None]

@@ -5,7 +5,7 @@ data folder without nerve masks can be segmented (stage 03, "pretrained, not fin
 masks stage 03 fine-tunes *from* it. Beside it, ``nerve_segmenter.json`` holds the recipe, the
 input size and threshold to use, the validation and test figures, and a hash of the weights.
 
-Regenerate (about 26 minutes on 2 shared CPU cores; ``make segmenter``)::
+Regenerate (26 min on a 2-core AVX-512 CPU, about 41 min on a 2-core AVX2 one; ``make segmenter``)::
 
     .venv/bin/python -m ctslib.pretrained train
 
@@ -76,6 +76,7 @@ class Recipe:
     synth_duration_s: float = 4.0
     synth_bad_share: float = 0.3       # share of bad frames in the synthetic videos (default data: 0.79)
     presence_weight: float = 0.0       # frame-level "is there a nerve" loss (segment.presence_nll)
+    vessel_weight: float = 0.0         # > 0: a second output learns usgra-seg's vessels (segment.nerve_vessel_loss)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -108,13 +109,40 @@ def _fit_side(image: np.ndarray, side: int, interpolation: int) -> np.ndarray:
     return cv2.resize(image, size, interpolation=interpolation)
 
 
-def load_sources(image_paths, mask_paths, side: int, label: int | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Images (float32 [0, 1]) and soft masks at about ``side`` pixels, for augmentation."""
+def load_sources(image_paths, mask_paths, side: int, label: int | None,
+                 vessel_label: int | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Images (float32 [0, 1]) and soft masks at about ``side`` pixels, for augmentation.
+
+    With ``vessel_label`` each mask is (H, W, 3): nerve, vessel, and a plane of ones (vessels labelled).
+    """
     images, masks = [], []
     for ip, mp in zip(image_paths, mask_paths):
         images.append(_fit_side(segment.read_gray(ip), side, cv2.INTER_AREA).astype(np.float32) / 255.0)
-        masks.append(_fit_side(segment.read_mask(mp, label).astype(np.float32), side, cv2.INTER_AREA))
+        target = segment.read_mask(mp, label).astype(np.float32)
+        if vessel_label is not None:
+            vessel = segment.read_mask(mp, vessel_label).astype(np.float32)
+            target = np.stack([target, vessel, np.ones_like(target)], axis=-1)
+        masks.append(_fit_side(target, side, cv2.INTER_AREA))
     return images, masks
+
+
+def unlabelled_vessels(mask: np.ndarray) -> np.ndarray:
+    """A nerve mask (H, W) as a three-plane target whose vessels are not labelled (zero planes)."""
+    target = mask.astype(np.float32)
+    return np.stack([target, np.zeros_like(target), np.zeros_like(target)], axis=-1)
+
+
+def nerve_only(model, recipe: "Recipe"):
+    """The one-output (nerve) segmenter carrying a two-output model's weights.
+
+    Every layer is the same except the last 1x1 convolution, whose vessel column is dropped, so
+    the shipped file keeps ``build_unet``'s one-channel architecture that stage 03 loads and fine-tunes.
+    """
+    single = _build(recipe)
+    weights = model.get_weights()
+    kernel, bias = weights[-2], weights[-1]
+    single.set_weights([*weights[:-2], kernel[..., :1], bias[:1]])
+    return single
 
 
 def synthetic_frames(seed: int, n_participants: int, duration_s: float, folder: Path,
@@ -163,10 +191,11 @@ def nerve_dice(model, images: list[np.ndarray], masks: list[np.ndarray], input_s
 # -- training ---------------------------------------------------------------------------------
 
 
-def _build(recipe: Recipe, seed: int | None = None):
+def _build(recipe: Recipe, seed: int | None = None, out_channels: int = 1):
     return segment.build_unet(recipe.input_size, depth=recipe.depth, base_filters=recipe.base_filters,
                               seed=recipe.seed if seed is None else seed, residual=True,
-                              max_filters=recipe.max_filters, stem_stride=recipe.stem_stride)
+                              max_filters=recipe.max_filters, stem_stride=recipe.stem_stride,
+                              out_channels=out_channels)
 
 
 def weights_hash(model) -> str:
@@ -196,8 +225,10 @@ def train(recipe: Recipe, out_path: Path = SHIPPED_WEIGHTS, *, usgra_root: Path 
     set_determinism(recipe.seed)
     images, masks = segment.usgra_pairs(root, "train")
     train_idx, val_idx = usgra_val_split(images, recipe.val_fraction, recipe.val_block, recipe.seed)
+    vessels = recipe.vessel_weight > 0
     real_x, real_y = load_sources([images[i] for i in train_idx], [masks[i] for i in train_idx],
-                                  recipe.source_side, segment.USGRA_NERVE_LABEL)
+                                  recipe.source_side, segment.USGRA_NERVE_LABEL,
+                                  segment.USGRA_VESSEL_LABEL if vessels else None)
     val_images = [segment.read_gray(images[i]) for i in val_idx]
     val_masks = [segment.read_mask(masks[i], segment.USGRA_NERVE_LABEL) for i in val_idx]
     with tempfile.TemporaryDirectory(prefix="cts-synth-") as tmp:
@@ -207,7 +238,7 @@ def train(recipe: Recipe, out_path: Path = SHIPPED_WEIGHTS, *, usgra_root: Path 
                                    recipe.synth_duration_s, Path(tmp) / "heldout",
                                    bad_share=recipe.synth_bad_share, good_only=True)
     synth_x = [f.astype(np.float32) / 255.0 for f in synth["image"]]
-    synth_y = [m.astype(np.float32) for m in synth["mask"]]
+    synth_y = [unlabelled_vessels(m) if vessels else m.astype(np.float32) for m in synth["mask"]]
     log(f"usgra train {len(real_x)} + val {len(val_idx)} images (test never read); synthetic "
         f"{len(synth)} training frames, {len(heldout)} held-out frames; prep {time.perf_counter() - start:.0f} s")
 
@@ -216,7 +247,8 @@ def train(recipe: Recipe, out_path: Path = SHIPPED_WEIGHTS, *, usgra_root: Path 
     schedule = keras.optimizers.schedules.CosineDecay(
         recipe.learning_rate * 0.1, decay_steps=max(1, steps - warm), alpha=recipe.min_learning_rate / recipe.learning_rate,
         warmup_target=recipe.learning_rate, warmup_steps=warm)
-    model = segment.compile_segmenter(_build(recipe), schedule, recipe.presence_weight)
+    model = segment.compile_segmenter(_build(recipe, out_channels=2 if vessels else 1), schedule,
+                                      recipe.presence_weight, recipe.vessel_weight)
     gen = rng(recipe.seed, "segmenter-augment")
     history, best = [], (-1.0, 0, None)
     for epoch in range(recipe.epochs):
@@ -239,8 +271,8 @@ def train(recipe: Recipe, out_path: Path = SHIPPED_WEIGHTS, *, usgra_root: Path 
             f"val Dice {row['val_dice']:.3f} ({row['seconds']:.0f} s)")
     train_seconds = time.perf_counter() - start
 
-    final = _build(recipe)
-    final.set_weights(best[2])
+    model.set_weights(best[2])
+    final = nerve_only(model, recipe)
     segment.save_segmenter(final, out_path)
     usgra_test = segment.usgra_check(final, recipe.input_size, recipe.threshold, root=root, subset="test",
                                      flip_tta=recipe.flip_tta)
@@ -303,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--base-filters", type=int, default=Recipe.base_filters)
     t.add_argument("--source-side", type=int, default=Recipe.source_side)
     t.add_argument("--presence-weight", type=float, default=Recipe.presence_weight)
+    t.add_argument("--vessel-weight", type=float, default=Recipe.vessel_weight,
+                   help="> 0: also learn usgra-seg's vessel labels (a second output, dropped when saved)")
     t.add_argument("--usgra", type=Path, default=None, help="usgra-seg folder (default: ../shared/data/real/usgra-seg)")
     e = sub.add_parser("evaluate", help="score the shipped weights on the usgra-seg test split")
     e.add_argument("--weights", type=Path, default=SHIPPED_WEIGHTS)
@@ -310,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "train":
         recipe = Recipe(epochs=args.epochs, input_size=args.input_size, base_filters=args.base_filters,
-                        source_side=args.source_side, presence_weight=args.presence_weight)
+                        source_side=args.source_side, presence_weight=args.presence_weight,
+                        vessel_weight=args.vessel_weight)
         train(recipe, args.out, usgra_root=args.usgra)
         return 0
     from ctslib.paths import USGRA_SEG_DIR

@@ -35,7 +35,9 @@ USGRA_ATTRIBUTION = "usgra-seg dataset, T. M. Kandaouroff (github.com/tmkand/usg
 """Attribution to print wherever results on the usgra-seg data are shown (CC-BY 4.0)."""
 
 USGRA_NERVE_LABEL = 1
-"""Label of the nerve in usgra-seg's palette masks (2 = blood vessel, ignored here)."""
+"""Label of the nerve in usgra-seg's palette masks."""
+USGRA_VESSEL_LABEL = 2
+"""Label of the blood vessels (learnt only as a second, training-time output of the shipped segmenter)."""
 
 
 # -- reading images and masks -------------------------------------------------------------
@@ -250,6 +252,7 @@ def build_unet(
     residual: bool = False,
     max_filters: int | None = None,
     stem_stride: int = 1,
+    out_channels: int = 1,
 ):
     """A small U-Net: ``depth`` down/up levels of two 3x3 Conv-BN-ReLU, filters doubling per level.
 
@@ -265,9 +268,11 @@ def build_unet(
             joins it to a thin full-resolution branch at the end: the capacity of ``base_filters``
             at a quarter of the cost of the top level. ``input_size`` must then be divisible by
             ``2**(depth + 1)``.
+        out_channels: sigmoid output maps; channel 0 is the nerve (a second one, the vessel, is
+            used only while training the shipped segmenter; see ``nerve_vessel_loss``).
 
     Returns:
-        An uncompiled ``keras.Model`` mapping (s, s, 1) images to (s, s, 1) nerve probabilities.
+        An uncompiled ``keras.Model`` mapping (s, s, 1) images to (s, s, out_channels) probabilities.
     """
     import keras
     from keras import layers
@@ -319,7 +324,7 @@ def build_unet(
         x = layers.Conv2DTranspose(max(base_filters // 2, 4), 2, strides=2, kernel_initializer=init)(x)
         x = layers.Activation("relu")(conv_bn(layers.Concatenate()([x, full]), max(base_filters // 2, 4)))
     init = keras.initializers.GlorotUniform(seed=seed + next(counter))
-    outputs = layers.Conv2D(1, 1, activation="sigmoid", kernel_initializer=init)(x)
+    outputs = layers.Conv2D(out_channels, 1, activation="sigmoid", kernel_initializer=init)(x)
     kind = ("resunet" if residual else "unet") + ("_stem2" if stem_stride == 2 else "")
     return keras.Model(inputs, outputs, name=f"{kind}_d{depth}_f{base_filters}")
 
@@ -356,6 +361,26 @@ def presence_nll(y_true, y_pred, unit_share: float = 0.01):
     return present * present_nll + (1.0 - present) * absent_nll
 
 
+def nerve_vessel_loss(vessel_weight: float):
+    """Dice+BCE of the nerve plus ``vessel_weight`` x Dice+BCE of the vessel, for two-channel models.
+
+    Targets have three channels: nerve, vessel and a "vessel labelled" plane (1 where the image's
+    vessels were drawn, 0 for images without vessel labels, whose vessel term is then left out).
+    Learning where the vessels are teaches the net what is *not* a nerve: anechoic round vessels
+    are the structures the nerve-only model most often took for a small nerve.
+    """
+    from keras import ops
+
+    def loss(y_true, y_pred):
+        nerve = dice_bce_loss(y_true[..., 0:1], y_pred[..., 0:1])
+        labelled = ops.cast(ops.max(y_true[..., 2:3], axis=(1, 2, 3)) > 0.5, "float32")
+        vessel = dice_bce_loss(y_true[..., 1:2], y_pred[..., 1:2])
+        return nerve + vessel_weight * labelled * vessel
+
+    loss.__name__ = "nerve_vessel_loss"
+    return loss
+
+
 def segmentation_loss(presence_weight: float = 0.0):
     """``dice_bce_loss``, plus ``presence_weight`` x ``presence_nll`` when it is above 0."""
     if presence_weight <= 0:
@@ -372,8 +397,8 @@ def soft_dice_metric(y_true, y_pred):
     """Batch-mean Dice of the 0.5-thresholded prediction (a training-time monitor)."""
     from keras import ops
 
-    y_hard = ops.cast(y_pred > 0.5, "float32")
-    t_hard = ops.cast(y_true > 0.5, "float32")
+    y_hard = ops.cast(y_pred[..., 0:1] > 0.5, "float32")  # channel 0 = nerve
+    t_hard = ops.cast(y_true[..., 0:1] > 0.5, "float32")
     inter = ops.sum(t_hard * y_hard, axis=(1, 2, 3))
     total = ops.sum(t_hard, axis=(1, 2, 3)) + ops.sum(y_hard, axis=(1, 2, 3))
     return ops.mean((2.0 * inter + 1.0) / (total + 1.0))
@@ -382,13 +407,18 @@ def soft_dice_metric(y_true, y_pred):
 soft_dice_metric.__name__ = "dice"
 
 
-def compile_segmenter(model, learning_rate=1e-3, presence_weight: float = 0.0):
-    """Compile ``model`` with Adam (a float or a Keras schedule), Dice+BCE(+presence) loss and a Dice monitor."""
+def compile_segmenter(model, learning_rate=1e-3, presence_weight: float = 0.0, vessel_weight: float = 0.0):
+    """Compile ``model`` with Adam (a float or a Keras schedule), Dice+BCE(+presence) loss and a Dice monitor.
+
+    ``vessel_weight`` > 0 (a two-channel model) trains on ``nerve_vessel_loss`` instead.
+    """
     import keras
 
+    if vessel_weight > 0 and presence_weight > 0:
+        raise ValueError("the vessel and presence losses are not combined")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
-        loss=segmentation_loss(presence_weight),
+        loss=nerve_vessel_loss(vessel_weight) if vessel_weight > 0 else segmentation_loss(presence_weight),
         metrics=[soft_dice_metric],
     )
     return model

@@ -80,3 +80,21 @@ def test_intensity_changes_keep_the_nerve_brighter_than_its_surroundings_on_aver
     outside = [xi[yi < 0.5].mean() for xi, yi in zip(x, y) if (yi > 0.5).sum() > 10]
     assert len(inside) >= 8 and np.mean(np.array(inside) > np.array(outside)) > 0.9
     assert len({round(float(v.mean()), 3) for v in x}) > 10  # every view differs
+
+
+def test_target_planes_are_warped_alike_and_batched_with_their_channels():
+    """A (H, W, 3) target (nerve, vessel, "vessels labelled") gets the very warp of a (H, W) mask."""
+    image, mask = ellipse_pair()
+    vessel = np.zeros_like(mask)
+    cv2.circle(vessel, (90, 60), 8, 1, thickness=-1)
+    planes = np.stack([mask, vessel, np.ones_like(mask)], axis=-1).astype(np.float32)
+    for seed in range(5):
+        x1, y1 = augment_pair(image, mask, 48, np.random.default_rng(seed))
+        x3, y3 = augment_pair(image, planes, 48, np.random.default_rng(seed))
+        np.testing.assert_array_equal(x1, x3)
+        np.testing.assert_allclose(y3[..., 0], y1, atol=1e-6)
+        assert y3.shape == (48, 48, 3) and y3[..., 2].max() == 1.0
+    x, y = augment_batch([image, image], [planes, planes], 32, np.random.default_rng(0))
+    assert x.shape == (2, 32, 32, 1) and y.shape == (2, 32, 32, 3)
+    _, y_flat = augment_batch([image], [mask], 32, np.random.default_rng(0))
+    assert y_flat.shape == (1, 32, 32, 1)

@@ -71,6 +71,25 @@ def test_tiny_training_is_deterministic_and_writes_weights_and_card(tmp_path):
     assert card["recipe"]["seed"] == TINY.seed and card["input_size"] == 32
 
 
+def test_vessel_output_is_trained_then_dropped_from_the_saved_nerve_segmenter(tmp_path):
+    root = fake_usgra(tmp_path / "usgra")
+    recipe = replace(TINY, vessel_weight=0.5)
+    card = pretrained.train(recipe, tmp_path / "v" / "seg.keras", usgra_root=root, log=lambda *_: None)
+    model, _ = pretrained.load_shipped(tmp_path / "v" / "seg.keras")
+    assert model.output_shape[-1] == 1 and card["recipe"]["vessel_weight"] == 0.5
+    plain = pretrained.train(TINY, tmp_path / "p" / "seg.keras", usgra_root=root, log=lambda *_: None)
+    assert card["weights_sha256"] != plain["weights_sha256"]  # the vessel labels changed what was learnt
+    assert card["usgra_test"]["largest"]["n_images"] == 3
+
+
+def test_nerve_only_keeps_the_nerve_channel_of_a_two_output_model():
+    two = pretrained._build(TINY, seed=3, out_channels=2)
+    one = pretrained.nerve_only(two, TINY)
+    x = np.random.default_rng(0).random((3, 32, 32, 1), dtype=np.float32)
+    np.testing.assert_allclose(one.predict(x, verbose=0)[..., 0], two.predict(x, verbose=0)[..., 0], atol=1e-6)
+    assert one.output_shape == (None, 32, 32, 1)
+
+
 def test_load_shipped_names_the_missing_file(tmp_path):
     with pytest.raises(InputError, match="make segmenter"):
         pretrained.load_shipped(tmp_path / "absent.keras")

@@ -225,6 +225,24 @@ def test_presence_nll_penalises_false_positive_area_linearly_where_dice_saturate
     assert with_presence > 5 * plain  # Dice + BCE barely push a confident blob on an empty frame (about 11x here)
 
 
+def test_nerve_vessel_loss_adds_the_vessel_term_only_where_vessels_were_labelled():
+    gen = np.random.default_rng(0)
+    pred = gen.uniform(0.05, 0.95, (2, 16, 16, 2)).astype(np.float32)
+    nerve = (gen.random((2, 16, 16, 1)) > 0.7).astype(np.float32)
+    vessel = (gen.random((2, 16, 16, 1)) > 0.8).astype(np.float32)
+    labelled = np.zeros((2, 16, 16, 1), np.float32)
+    labelled[0] = 1.0  # image 0: a usgra-seg image (vessels drawn); image 1: synthetic (not drawn)
+    y_true = np.concatenate([nerve, vessel, labelled], axis=-1)
+    loss = np.asarray(segment.nerve_vessel_loss(0.5)(y_true, pred))
+    nerve_term = np.asarray(segment.dice_bce_loss(nerve, pred[..., :1]))
+    vessel_term = np.asarray(segment.dice_bce_loss(vessel, pred[..., 1:]))
+    np.testing.assert_allclose(loss[0], nerve_term[0] + 0.5 * vessel_term[0], rtol=1e-5)
+    np.testing.assert_allclose(loss[1], nerve_term[1], rtol=1e-5)  # unlabelled vessels never count
+    assert vessel_term[0] > 0.5  # so the vessel term was not negligible
+    dice_two = float(segment.soft_dice_metric(y_true, pred))  # the monitor reads the nerve channel only
+    assert dice_two == pytest.approx(float(segment.soft_dice_metric(nerve, pred[..., :1])), rel=1e-6)
+
+
 # -- input pipeline and model ------------------------------------------------------------------
 
 
