@@ -1,7 +1,8 @@
 """What a speed figure needs beside it: the CPU, its instruction set, and the machine's float32 peak.
 
 * ``isa_line()``: CPU model, ``grep -c avx512f /proc/cpuinfo``, AVX2 present, and the oneDNN cap
-  in force (``ONEDNN_MAX_CPU_ISA``; TensorFlow's convolutions follow it, NumPy's BLAS does not);
+  in force (``ONEDNN_MAX_CPU_ISA``; TensorFlow's convolutions follow it, NumPy's BLAS does not) and
+  whether TensorFlow's oneDNN kernels are on (``TF_ENABLE_ONEDNN_OPTS``; ctslib turns them on);
 * ``matmul_gflops()``: measured float32 GFLOP/s of a square matrix multiply in TensorFlow (oneDNN),
   the practical ceiling a training step is compared with;
 * ``train_step_flops()``: floating-point operations of one training step per image, counted from
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as `import ctslib` does: oneDNN on every x86 CPU
 
 
 def cpu_flags() -> set[str]:
@@ -61,7 +63,8 @@ def isa_in_force() -> str:
 def isa_line() -> str:
     """One line to print beside every speed figure."""
     return (f"CPU: {cpu_model()}, {os.cpu_count()} cores; grep -c avx512f /proc/cpuinfo = {avx512f_count()}; "
-            f"oneDNN ISA in force: {isa_in_force()}")
+            f"oneDNN ISA in force: {isa_in_force()}; "
+            f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', '(unset)')}")
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:

@@ -47,3 +47,14 @@ def test_bench_train_prints_throughput_gflops_and_ratios(capsys):
     ratio = [line for line in out.splitlines() if line.startswith("RATIO transverse")]
     assert len(ratio) == 1 and "x wall-clock" in ratio[0] and "of matmul peak" in ratio[0]
     assert "GFLOP/s" in out
+
+
+def test_bench_backend_prints_the_backend_its_peak_and_each_models_rate(capsys):
+    import bench_backend
+
+    assert bench_backend.main(["--planes", "longitudinal", "--size", "32", "--images", "40", "--epochs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "grep -c avx512f /proc/cpuinfo" in out and "TF_ENABLE_ONEDNN_OPTS=" in out
+    assert "backend: tensorflow" in out and "matmul 2048x2048 on this backend" in out
+    line = [row for row in out.splitlines() if row.startswith("longitudinal: plain fit")]
+    assert len(line) == 1 and "% of matmul peak" in line[0] and "1 steady epoch of 40 images" in line[0]

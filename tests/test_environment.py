@@ -41,3 +41,25 @@ def test_installed_versions_match_the_pins() -> None:
     requirements = _pins((PROJECT_ROOT / "requirements.txt").read_text().splitlines())
     wrong = {n: (v, metadata.version(n)) for n, v in requirements.items() if metadata.version(n) != v}
     assert not wrong, f"installed differs from requirements.txt (re-run make): {wrong}"
+
+
+def _onednn_in_fresh_python(value: str | None) -> str:
+    """``TF_ENABLE_ONEDNN_OPTS`` and TensorFlow's own verdict in a new process that imports ctslib first."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if value is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = value
+    code = ("import os, ctslib, tensorflow; from tensorflow.python.util import _pywrap_util_port as port; "
+            "print(os.environ['TF_ENABLE_ONEDNN_OPTS'], port.IsMklEnabled())")
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"}, cwd=PROJECT_ROOT,
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_importing_ctslib_turns_tensorflows_onednn_kernels_on_unless_the_user_said_no() -> None:
+    """TensorFlow leaves oneDNN off on some x86 CPUs (an AMD EPYC here), where it halves training speed."""
+    assert _onednn_in_fresh_python(None) == "1 True"
+    assert _onednn_in_fresh_python("0") == "0 False"
