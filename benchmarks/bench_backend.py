@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hardware import forward_flops, isa_line  # noqa: E402
+from hardware import isa_line, train_step_flops  # noqa: E402
 
 
 def backend_matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"float32 matmul 2048x2048 on this backend: {peak:.1f} GFLOP/s ({os.cpu_count()} threads)")
     for plane in args.planes:
         rates = time_fit(plane, args.size, args.images, args.epochs, args.seed)
-        flops = 3 * forward_flops(build_model(plane, args.size))
+        flops = train_step_flops(build_model(plane, args.size))
         median, best = float(np.median(rates)), max(rates)
         gflops = median * flops / 1e9
         print(f"{plane}: plain fit {median:.1f} img/s (best {best:.1f}) = {gflops:.1f} GFLOP/s = "
