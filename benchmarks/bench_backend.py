@@ -29,36 +29,24 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hardware import isa_line, train_step_flops  # noqa: E402
+from hardware import best_seconds, isa_line, matmul_gflops, train_step_flops  # noqa: E402
 
 
 def backend_matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
     """Best-of-``repeats`` float32 GFLOP/s of an n x n matmul compiled by the active Keras backend."""
     import keras
-    from keras import ops
 
     backend = keras.backend.backend()
-    a = ops.convert_to_tensor(np.random.default_rng(1).random((n, n), dtype=np.float32))
-    b = ops.convert_to_tensor(np.random.default_rng(2).random((n, n), dtype=np.float32))
-    if backend == "jax":
-        import jax
-
-        matmul = jax.jit(lambda x, y: x @ y)
-        wait = lambda t: t.block_until_ready()  # noqa: E731
-    elif backend == "tensorflow":
-        import tensorflow as tf
-
-        matmul = tf.function(lambda x, y: tf.matmul(x, y))
-        wait = lambda t: t.numpy()  # noqa: E731
-    else:
+    if backend == "tensorflow":
+        return matmul_gflops(n, repeats)
+    if backend != "jax":
         raise SystemExit(f"backend {backend!r}: only tensorflow and jax are measured here")
-    wait(matmul(a, b))
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        wait(matmul(a, b))
-        best = min(best, time.perf_counter() - start)
-    return 2.0 * n**3 / best / 1e9
+    import jax
+
+    a = jax.numpy.asarray(np.random.default_rng(1).random((n, n), dtype=np.float32))
+    b = jax.numpy.asarray(np.random.default_rng(2).random((n, n), dtype=np.float32))
+    matmul = jax.jit(lambda x, y: x @ y)
+    return 2.0 * n**3 / best_seconds(lambda: matmul(a, b).block_until_ready(), repeats) / 1e9
 
 
 def backend_version() -> str:

@@ -74,13 +74,18 @@ def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
     a = tf.random.stateless_uniform((n, n), seed=(1, 2))
     b = tf.random.stateless_uniform((n, n), seed=(3, 4))
     matmul = tf.function(lambda x, y: tf.matmul(x, y))
-    matmul(a, b).numpy()  # trace and warm up
+    return 2.0 * n**3 / best_seconds(lambda: matmul(a, b).numpy(), repeats) / 1e9
+
+
+def best_seconds(call, repeats: int) -> float:
+    """Shortest wall time of ``repeats`` calls of ``call()``, after one untimed call (trace, warm-up)."""
+    call()
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        matmul(a, b).numpy()
+        call()
         best = min(best, time.perf_counter() - start)
-    return 2.0 * n**3 / best / 1e9
+    return best
 
 
 def forward_flops(model) -> int:
