@@ -34,6 +34,14 @@ class InputError(ValueError):
         prefix = ", ".join(where)
         super().__init__(f"{prefix}: {message}" if prefix else message)
 
+    def __reduce__(self):
+        """Pickle by the constructor's arguments: the error survives a worker process (``ctslib.parallel``)."""
+        return _input_error, (self.reason, self.file, self.row, self.column)
+
+
+def _input_error(reason: str, file: str | None, row: int | None, column: str | None) -> InputError:
+    return InputError(reason, file=file, row=row, column=column)
+
 
 class StageError(RuntimeError):
     """A stage cannot run: its inputs are missing or a study rule refuses the data."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,7 @@ from ctslib import GRADES, PLANES, qc
 from ctslib.acquisition import Acquisition
 from ctslib.errors import InputError
 from ctslib.io import write_csv
+from ctslib.parallel import ordered_map
 from ctslib.paths import DataLayout, RunPaths
 from ctslib.region import (
     OVERLAY_MIN_SHARE,
@@ -270,6 +272,77 @@ def emptied_warnings(frames: pd.DataFrame) -> list[str]:
     return out
 
 
+@dataclass(frozen=True)
+class VideoTask:
+    """One video's share of stage 02, as plain data a worker process can take (``extract_one``)."""
+
+    job: VideoJob
+    header: VideoHeader
+    layout: DataLayout
+    settings: ExtractionSettings
+    bands: tuple[tuple[float, float], ...]
+    accepted: frozenset[int] | None
+    truth: pd.DataFrame | None
+    frames_out: Path
+    masks_out: Path
+
+
+@dataclass
+class VideoOutcome:
+    """What ``extract_one`` made of one video besides its PNGs (or the error that skipped it)."""
+
+    job: VideoJob
+    table: pd.DataFrame | None = None
+    region: dict | None = None
+    preview: tuple[str, np.ndarray, Region] | None = None
+    warnings: list[str] = field(default_factory=list)
+    examples: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)
+    scoring: pd.DataFrame | None = None
+    decode_seconds: float = 0.0
+    source_frames: int = 0
+    error: InputError | None = None
+
+
+def extract_one(task: VideoTask) -> VideoOutcome:
+    """Screen, extract, read masks, QC and write the PNGs of one video (runs in a worker process).
+
+    An ``InputError`` is returned in the outcome, not raised, when ``skip_bad_inputs`` is on;
+    otherwise it is raised (and the caller's staging folders are discarded).
+    """
+    job, header, settings = task.job, task.header, task.settings
+    try:
+        started = time.perf_counter()
+        screen = screen_video(header, settings)
+        video = extract_video(header, target_fps=settings.target_fps, frame_size=settings.frame_size,
+                              text_bands=task.bands, region=screen.region, text_boxes=screen.text_boxes,
+                              mask_overlay=settings.mask_overlay and screen.has_overlay)
+        decode_seconds = time.perf_counter() - started
+        masks = read_video_masks(task.layout, job, header, video.frames, screen.region, settings.frame_size)
+    except InputError as err:
+        if not settings.skip_bad_inputs:
+            raise
+        return VideoOutcome(job, error=err)
+    decision = qc.final_decision(qc.qc_video(video.images, settings.thresholds), video.frames["sample_index"],
+                                 None if task.accepted is None else set(task.accepted))
+    table = frame_table(job, video, masks, decision)
+    table["has_png"] = write_frame_pngs(table, video.images, masks, task.frames_out, task.masks_out, settings.png_policy)
+    examples = {}
+    for i, reason in enumerate(table["auto_reason"]):  # this video's first frame of each verdict
+        examples.setdefault(reason, (f"{job.label} t={table['time_s'].iloc[i]:.1f}s", video.images[i]))
+    scoring = None
+    if task.truth is not None:
+        scoring = table[["plane", "auto_kept", "auto_reason"]].assign(
+            true_reason=qc.true_reasons(task.truth, job.stem, table["source_index"]))
+    return VideoOutcome(
+        job, table=table, region=region_row(job, header, screen, settings),
+        preview=(job.label, screen.preview, screen.region),
+        warnings=screen_warnings(job.label, screen, settings, task.bands)
+        + unused_mask_warning(job.label, task.layout, job, masks, settings.target_fps),
+        examples=examples, scoring=scoring, decode_seconds=decode_seconds,
+        source_frames=int(video.frames["source_index"].max()) + 1,
+    )
+
+
 def extract_frames(
     headers: Mapping[VideoJob, VideoHeader],
     layout: DataLayout,
@@ -281,6 +354,7 @@ def extract_frames(
     truth: pd.DataFrame | None = None,
     skipped: Sequence[dict[str, str]] = (),
     progress: bool = True,
+    workers: int = 1,
 ) -> ExtractionResult:
     """Stage 02's work on every opened video; writes frames.csv and the frame/mask PNGs of the run.
 
@@ -288,12 +362,14 @@ def extract_frames(
         headers: opened videos (``probe_videos``).
         layout: the data folder (masks).
         acquisition: ``acquisition.json`` (per-video text bands).
-        paths: the run's folders (``frames_csv``, ``frames_dir``, ``frame_masks_dir``).
+        paths: the run's folders (``frames_csv``, ``frame_masks_dir``).
         settings: stage parameters.
         accepted: expert accept-list per video stem (``ctslib.qc.match_accept_list``) or None.
         truth: the generator's bad-frame labels (synthetic data; scoring only).
         skipped: videos already skipped while opening (listed in ``skipped``).
         progress: show a progress bar.
+        workers: videos extracted side by side in that many processes (``ctslib.parallel``); the
+            outputs are the same for any number.
 
     Raises:
         InputError: a video or mask cannot be read (unless ``settings.skip_bad_inputs``), or no
@@ -306,38 +382,31 @@ def extract_frames(
     examples: dict[str, list[tuple[str, np.ndarray]]] = {}
     decode_seconds, source_frames = 0.0, 0
     with staged_dirs(paths.frames_dir, paths.frame_masks_dir) as (frames_out, masks_out):
-        for job, header in tqdm(list(headers.items()), desc="extracting frames", disable=not progress):
-            bands = tuple(acquisition.for_video(job.stem).text_bands) + tuple(tuple(b) for b in settings.text_bands)
-            try:
-                started = time.perf_counter()
-                screen = screen_video(header, settings)
-                video = extract_video(header, target_fps=settings.target_fps, frame_size=settings.frame_size,
-                                      text_bands=bands, region=screen.region, text_boxes=screen.text_boxes,
-                                      mask_overlay=settings.mask_overlay and screen.has_overlay)
-                decode_seconds += time.perf_counter() - started
-                source_frames += int(video.frames["source_index"].max()) + 1
-                masks = read_video_masks(layout, job, header, video.frames, screen.region, settings.frame_size)
-            except InputError as err:
-                if not settings.skip_bad_inputs:
-                    raise
-                skipped_rows.append(skip_record(job, "extract", err))
+        tasks = [
+            VideoTask(job, header, layout, settings,
+                      bands=tuple(acquisition.for_video(job.stem).text_bands) + tuple(tuple(b) for b in settings.text_bands),
+                      accepted=None if accepted is None else frozenset(accepted.get(job.stem, set())),
+                      truth=None if truth is None else truth[truth["video"] == job.stem],
+                      frames_out=frames_out, masks_out=masks_out)
+            for job, header in headers.items()
+        ]
+        outcomes = ordered_map(extract_one, tasks, workers)
+        for outcome in tqdm(outcomes, total=len(tasks), desc="extracting frames", disable=not progress):
+            if outcome.error is not None:
+                skipped_rows.append(skip_record(outcome.job, "extract", outcome.error))
                 continue
-            warnings += screen_warnings(job.label, screen, settings, bands)
-            warnings += unused_mask_warning(job.label, layout, job, masks, settings.target_fps)
-            regions.append(region_row(job, header, screen, settings))
-            previews.append((job.label, screen.preview, screen.region))
-            decision = qc.final_decision(qc.qc_video(video.images, settings.thresholds), video.frames["sample_index"],
-                                         None if accepted is None else accepted.get(job.stem, set()))
-            table = frame_table(job, video, masks, decision)
-            table["has_png"] = write_frame_pngs(table, video.images, masks, frames_out, masks_out, settings.png_policy)
-            tables.append(table)
-            for i, reason in enumerate(table["auto_reason"]):  # one example per video and verdict
+            decode_seconds += outcome.decode_seconds
+            source_frames += outcome.source_frames
+            warnings += outcome.warnings
+            regions.append(outcome.region)
+            previews.append(outcome.preview)
+            tables.append(outcome.table)
+            for reason, example in outcome.examples.items():  # at most one example per video and verdict
                 chosen = examples.setdefault(reason, [])
-                if len(chosen) < EXAMPLES_PER_REASON and not any(label.startswith(f"{job.label} ") for label, _ in chosen):
-                    chosen.append((f"{job.label} t={table['time_s'].iloc[i]:.1f}s", video.images[i]))
-            if truth is not None:
-                scoring.append(table[["plane", "auto_kept", "auto_reason"]].assign(
-                    true_reason=qc.true_reasons(truth, job.stem, table["source_index"])))
+                if len(chosen) < EXAMPLES_PER_REASON:
+                    chosen.append(example)
+            if outcome.scoring is not None:
+                scoring.append(outcome.scoring)
         if not tables:
             raise InputError("no video could be extracted", file=layout.videos_dir)
         frames = pd.concat(tables, ignore_index=True)

@@ -33,13 +33,24 @@ def as_bool(values: pd.Series) -> pd.Series:
     return values.astype(str).str.strip().str.lower().isin(TRUE_WORDS)
 
 
-def write_png(path: str | Path, image: np.ndarray) -> Path:
-    """Write an 8-bit image as PNG atomically (a killed run never leaves half a file under its name)."""
+def write_png(path: str | Path, image: np.ndarray, *, atomic: bool = True) -> Path:
+    """Write an 8-bit image as PNG, atomically by default (a killed run never leaves half a file under its name).
+
+    ``atomic=False`` writes in place: for files inside a staging folder (``ctslib.video.staged_dirs``)
+    that only gets its final name once the whole stage succeeded.
+    """
+    if not atomic:
+        _imwrite(Path(path), path, image)
+        return Path(path)
     with atomic_path(path) as tmp:
-        try:
-            written = cv2.imwrite(str(tmp), image)
-        except cv2.error as err:  # empty or malformed image
-            raise OSError(f"cannot write {path} ({err.err})") from None
-        if not written:
-            raise OSError(f"cannot write {path}")
+        _imwrite(tmp, path, image)
     return Path(path)
+
+
+def _imwrite(target: Path, name: str | Path, image: np.ndarray) -> None:
+    try:
+        written = cv2.imwrite(str(target), image)
+    except cv2.error as err:  # empty or malformed image
+        raise OSError(f"cannot write {name} ({err.err})") from None
+    if not written:
+        raise OSError(f"cannot write {name}")

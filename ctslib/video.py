@@ -914,14 +914,17 @@ def write_frame_pngs(
     masks_dir: Path,
     policy: str = "kept+masked",
 ) -> pd.Series:
-    """Write ``<frame_id>.png`` frames (and 0/255 masks) per ``PNG_POLICIES``; returns ``has_png``."""
+    """Write ``<frame_id>.png`` frames (and 0/255 masks) per ``PNG_POLICIES``; returns ``has_png``.
+
+    The folders are staging folders (``staged_dirs``), so each file is written in place, not atomically.
+    """
     if policy not in PNG_POLICIES:
         raise ValueError(f"unknown PNG policy {policy!r}; use one of {PNG_POLICIES}")
     kept, has_mask = table["kept"].astype(bool), table["has_mask"].astype(bool)
     wanted = {"kept": kept, "kept+masked": kept | has_mask, "all": pd.Series(True, index=table.index)}[policy]
     for i in np.flatnonzero(wanted.to_numpy()):
         row = table.iloc[i]
-        write_png(frames_dir / f"{row['frame_id']}.png", images[i])
+        write_png(frames_dir / f"{row['frame_id']}.png", images[i], atomic=False)
         if row["has_mask"]:
-            write_png(masks_dir / f"{row['frame_id']}.png", masks[int(row["source_index"])] * np.uint8(255))
+            write_png(masks_dir / f"{row['frame_id']}.png", masks[int(row["source_index"])] * np.uint8(255), atomic=False)
     return wanted.rename("has_png")

@@ -341,3 +341,15 @@ def test_real_pixel_videos_keep_most_frames():
     videos = [hand_held(images[i], images[(i + 1) % len(images)], seed=i) for i in range(len(images))]
     kept = np.mean([qc.qc_video(v)["auto_kept"].mean() for v in videos])
     assert kept >= 0.75, f"QC kept only {kept:.0%} of real-pixel frames"
+
+
+@pytest.mark.parametrize("n", [1, 4, 7])
+def test_pixel_median_equals_numpy_median_over_frames(n):
+    frames = list(np.random.default_rng(n).random((n, 9, 13), dtype=np.float32))
+    np.testing.assert_array_equal(qc.pixel_median(frames), np.median(np.stack(frames), axis=0))
+
+
+def test_similarity_reference_mask_equals_reference_frames():
+    video = np.random.default_rng(3).integers(0, 255, (6, 32, 32), dtype=np.uint8)
+    use = np.array([True, False, True, True, False, True])
+    np.testing.assert_array_equal(qc.similarity_to_median(video, use), qc.similarity_to_median(video, video[use]))

@@ -10,15 +10,12 @@ killed generation never leaves a half dataset under the final name. A folder tha
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
-import cv2
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -26,6 +23,7 @@ from ctslib import PLANES
 from ctslib.errors import InputError
 from ctslib.io import write_csv, write_json
 from ctslib.ncs import grade_wrist
+from ctslib.parallel import ordered_map
 from ctslib.paths import DataLayout, video_stem
 from ctslib.seed import rng
 from ctslib.synth.anatomy import WristAnatomy, draw_anatomy
@@ -109,7 +107,7 @@ def generate(root: Path, config: SynthConfig, progress: bool = True) -> dict:
     bar = tqdm(total=len(jobs) * config.n_frames, desc="synthetic videos", unit="frame", disable=not progress)
     with bar:
         workers = config.workers if len(jobs) * config.n_frames >= PARALLEL_MIN_FRAMES else 1
-        for job, result in zip(jobs, _map(render_video, jobs, workers)):
+        for job, result in zip(jobs, ordered_map(render_video, jobs, workers)):
             rows[job.stem] = result
             bar.update(len(result))
     frames = pd.DataFrame([r for job in jobs for r in rows[job.stem]])
@@ -134,22 +132,6 @@ def _wrist_truth(wrists: list[tuple[str, str, WristAnatomy]], frames: pd.DataFra
         row["bad_share"] = bad.get(anatomy.wrist_id, float("nan"))
         table.append(row)
     return pd.DataFrame(table)
-
-
-def _init_worker() -> None:
-    cv2.setNumThreads(1)  # one process per core; OpenCV's own threads would only compete
-
-
-def _map(func, jobs: list[VideoJob], workers: int):
-    """Ordered results of ``func`` over ``jobs``, in a process pool when ``workers > 1``."""
-    if workers <= 1 or len(jobs) <= 1:
-        yield from map(func, jobs)
-        return
-    # "spawn": fresh interpreters; forking a process that already runs threads (OpenCV, TensorFlow,
-    # a Jupyter kernel, pytest plugins) can deadlock the children.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, mp_context=context) as pool:
-        yield from pool.map(func, jobs, chunksize=1)
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
