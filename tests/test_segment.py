@@ -131,7 +131,7 @@ def test_nearest_component_keeps_the_component_at_or_nearest_the_point():
 class _HalfModel:
     """A stand-in model: probability 0.9 in the left half of the input, 0.1 elsewhere."""
 
-    def predict(self, x, batch_size=32, verbose=0):
+    def predict_on_batch(self, x):
         out = np.full(x.shape, 0.1, np.float32)
         out[:, :, : x.shape[2] // 2] = 0.9
         return out
@@ -413,3 +413,9 @@ def test_adapt_segmenter_says_pretrained_not_fine_tuned_and_scores_unseen_masks(
     assert overall.n_nerve == 2 and overall.dice_mean == pytest.approx(1.0) and overall.model == "shipped (pretrained)"
     with pytest.raises(InputError):
         segment.adapt_segmenter(_HalfModel(), "auto", masked, tmp_path / "f", tmp_path / "m", tuning, **common)
+
+
+def test_forward_batches_equals_keras_predict_with_the_same_batches():
+    model = segment.build_unet(input_size=32, base_filters=4, depth=2)
+    x = np.random.default_rng(0).random((37, 32, 32, 1), dtype=np.float32)  # a ragged last batch
+    np.testing.assert_array_equal(segment.forward_batches(model, x, 16), model.predict(x, batch_size=16, verbose=0))
