@@ -17,7 +17,7 @@ help:
 	@echo "make lab         # JupyterLab on notebooks/ with the study kernel"
 	@echo "make bench       # benchmarks/ (prints throughput and timing figures)"
 	@echo "make bench-real  # the shipped segmenter on the real usgra-seg test images (under a minute)"
-	@echo "make segmenter   # retrain the shipped segmenter ctslib/weights/nerve_segmenter.keras (26 min on a 2-core AVX-512 CPU, 41 min on a 2-core AVX2 one)"
+	@echo "make segmenter   # retrain the shipped segmenter ctslib/weights/nerve_segmenter.keras (21 min on a 2-core AVX-512 AMD EPYC; estimated 70-75 min on a 2-core AVX2 one)"
 	@echo "make validate DATA=/path/to/DATA   # check a real-data folder before a run"
 
 $(STAMP): requirements.txt requirements-lock.txt pyproject.toml

@@ -5,7 +5,8 @@ data folder without nerve masks can be segmented (stage 03, "pretrained, not fin
 masks stage 03 fine-tunes *from* it. Beside it, ``nerve_segmenter.json`` holds the recipe, the
 input size and threshold to use, the validation and test figures, and a hash of the weights.
 
-Regenerate (26 min on a 2-core AVX-512 CPU, about 41 min on a 2-core AVX2 one; ``make segmenter``)::
+Regenerate (21 min on a 2-core AMD EPYC Zen 5 with AVX-512; an estimated 70-75 min on a 2-core AVX2 CPU
+such as the AMD EPYC Zen 3 measured in docs/segmenter.md; ``make segmenter``)::
 
     .venv/bin/python -m ctslib.pretrained train
 
@@ -57,7 +58,7 @@ class Recipe:
     base_filters: int = 16
     max_filters: int = 96
     stem_stride: int = 2               # U-Net on a half-resolution stem + thin full-resolution branch
-    epochs: int = 60
+    epochs: int = 100                  # 60 until 2026-12-02: validation Dice 0.701 (epoch 49) vs 0.725 (epoch 59 of 100)
     batch_size: int = 16
     learning_rate: float = 2e-3
     min_learning_rate: float = 4e-5
