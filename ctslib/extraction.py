@@ -362,7 +362,7 @@ def extract_frames(
         headers: opened videos (``probe_videos``).
         layout: the data folder (masks).
         acquisition: ``acquisition.json`` (per-video text bands).
-        paths: the run's folders (``frames_csv``, ``frame_masks_dir``).
+        paths: the run's folders (``frames_csv``, ``frames_dir``, ``frame_masks_dir``).
         settings: stage parameters.
         accepted: expert accept-list per video stem (``ctslib.qc.match_accept_list``) or None.
         truth: the generator's bad-frame labels (synthetic data; scoring only).
