@@ -192,7 +192,10 @@ def deviations(effective: dict[str, dict[str, Any]]) -> list[str]:
         if params.get("LEARNING_RATE") not in (None, 0.001):
             out.append(f"{plane} model: Adam learning rate {params['LEARNING_RATE']} (paper silent; Keras default 0.001)")
         if params.get("INPUT_SIZE"):
-            out.append(f"{plane} model: {params['INPUT_SIZE']} px nerve-centred crops as input (paper: crop size not stated)")
+            crop_size = effective.get("03", {}).get("CROP_SIZE")
+            shrunk = f"{crop_size} px crops shrunk to " if crop_size and crop_size != params["INPUT_SIZE"] else ""
+            out.append(f"{plane} model: {shrunk}{params['INPUT_SIZE']} px nerve-centred crops as input "
+                       "(paper: crop size not stated)")
         if params.get("CV_FOLDS"):
             out.append(f"{plane} model: also trained on a participant-grouped split and {params['CV_FOLDS']} grouped "
                        "CV folds (not in the paper)")
