@@ -193,9 +193,10 @@ def deviations(effective: dict[str, dict[str, Any]]) -> list[str]:
             out.append(f"{plane} model: Adam learning rate {params['LEARNING_RATE']} (paper silent; Keras default 0.001)")
         if params.get("INPUT_SIZE"):
             crop_size = effective.get("03", {}).get("CROP_SIZE")
-            shrunk = f"{crop_size} px crops shrunk to " if crop_size and crop_size != params["INPUT_SIZE"] else ""
-            out.append(f"{plane} model: {shrunk}{params['INPUT_SIZE']} px nerve-centred crops as input "
-                       "(paper: crop size not stated)")
+            size = params["INPUT_SIZE"]
+            crops = (f"nerve-centred {crop_size} px crops shrunk to {size} px" if crop_size and crop_size != size
+                     else f"{size} px nerve-centred crops")
+            out.append(f"{plane} model: {crops} as input (paper: crop size not stated)")
         if params.get("CV_FOLDS"):
             out.append(f"{plane} model: also trained on a participant-grouped split and {params['CV_FOLDS']} grouped "
                        "CV folds (not in the paper)")
