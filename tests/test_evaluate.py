@@ -3,11 +3,13 @@ aggregation, CSA baseline, grouped-split check, leakage and the paper tables."""
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn
 from sklearn.metrics import (
     accuracy_score,
     balanced_accuracy_score,
@@ -209,6 +211,26 @@ def test_csa_thresholds_separate_separable_grades():
             assert upper_of_lower <= t <= lower_of_upper, (method, thresholds)
         np.testing.assert_array_equal(ev.apply_csa_thresholds(csa, thresholds), grade)
     assert ev.apply_csa_thresholds([4.0, 8.0, 100.0], [7.5, 11.5, 15.5]).tolist() == [0, 1, 3]
+
+
+def test_csa_threshold_search_matches_sklearn_triple_by_triple():
+    """The vectorised search scores every triple as sklearn's balanced_accuracy_score does, bit for
+    bit, and its choice (from the grade-change cuts only) reaches the best score over every midpoint,
+    also with tied CSAs and a grade absent from training."""
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        grade = rng.integers(0, 4 if seed % 2 else 3, 24)  # odd seeds: all grades; even: no severe
+        csa = np.round(8 + 3 * grade + rng.normal(0, 2.5, grade.size), 0 if seed < 2 else 2)  # seeds 0, 1: ties
+        cuts = np.unique(np.concatenate([[csa.min() - 1], (np.unique(csa)[:-1] + np.unique(csa)[1:]) / 2,
+                                         [csa.max() + 1]]))
+        triples = np.array(list(itertools.combinations_with_replacement(cuts, 3)))
+        scores = ev.balanced_accuracy_of_thresholds(csa, grade, triples)
+        with warnings.catch_warnings(), sklearn.config_context(skip_parameter_validation=True):
+            warnings.simplefilter("ignore", UserWarning)  # a triple may predict a grade absent from `grade`
+            expected = np.array([balanced_accuracy_score(grade, ev.apply_csa_thresholds(csa, t)) for t in triples])
+        np.testing.assert_array_equal(scores, expected)
+        chosen = ev.choose_csa_thresholds(csa, grade, max_candidates=len(cuts))  # grade-change cuts only
+        assert balanced_accuracy_score(grade, ev.apply_csa_thresholds(csa, chosen)) == expected.max()
 
 
 def test_csa_midpoints_needs_every_grade():

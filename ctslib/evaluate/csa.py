@@ -7,14 +7,11 @@ validation wrists; a larger CSA means a more severe grade (the nerve swells as C
 from __future__ import annotations
 
 import itertools
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import sklearn
-from sklearn.metrics import balanced_accuracy_score
 
 from ctslib import GRADES
 from ctslib.errors import InputError, StageError
@@ -22,8 +19,8 @@ from ctslib.evaluate.metrics import _CV_FOLD, LABELS, empty_classes
 from ctslib.evaluate.readers import _require_columns, assert_grouped
 from ctslib.split import GROUPED_SPLIT
 
-__all__ = ["wrist_csa", "apply_csa_thresholds", "choose_csa_thresholds", "csa_thresholds_table",
-    "csa_baseline_predictions", "csa_baseline_cv"]
+__all__ = ["wrist_csa", "apply_csa_thresholds", "choose_csa_thresholds", "balanced_accuracy_of_thresholds",
+    "csa_thresholds_table", "csa_baseline_predictions", "csa_baseline_cv"]
 
 
 def wrist_csa(crops: pd.DataFrame, plane: str = "transverse", source: str | Path = "crops.csv") -> pd.DataFrame:
@@ -96,14 +93,18 @@ def choose_csa_thresholds(
         cuts = cuts[np.unique(np.linspace(0, len(cuts) - 1, max_candidates).round().astype(int))]
     # Cut points outside the data let a grade's interval be empty.
     cuts = np.concatenate([[values[0] - 1.0], cuts, [values[-1] + 1.0]])
-    best, best_score = None, -np.inf
-    with warnings.catch_warnings(), sklearn.config_context(skip_parameter_validation=True, assume_finite=True):
-        warnings.simplefilter("ignore", UserWarning)
-        for triple in itertools.combinations_with_replacement(cuts, len(LABELS) - 1):
-            score = balanced_accuracy_score(grade, apply_csa_thresholds(csa, triple))
-            if score > best_score:
-                best, best_score = np.array(triple), score
-    return best
+    triples = cuts[np.array(list(itertools.combinations_with_replacement(range(len(cuts)), len(LABELS) - 1)))]
+    return triples[int(np.argmax(balanced_accuracy_of_thresholds(csa, grade, triples)))]
+
+
+def balanced_accuracy_of_thresholds(csa: np.ndarray, grade: np.ndarray, triples: np.ndarray) -> np.ndarray:
+    """Balanced accuracy of ``apply_csa_thresholds(csa, t)`` against ``grade`` for each row ``t`` of
+    ``triples`` (non-decreasing), all at once: the mean recall over the grades present in ``grade``,
+    computed as ``sklearn.metrics.balanced_accuracy_score`` does (same value, bit for bit).
+    """
+    predicted = (csa[None, None, :] >= triples[:, :, None]).sum(axis=1)  # (n_triples, n_wrists)
+    recalls = [(predicted[:, grade == g] == g).mean(axis=1) for g in np.unique(grade)]
+    return np.stack(recalls, axis=1).mean(axis=1)
 
 
 def csa_thresholds_table(thresholds: Sequence[float], train: pd.DataFrame) -> pd.DataFrame:
