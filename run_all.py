@@ -81,7 +81,8 @@ def earlier_results(paths: RunPaths, planned: list[str], synthetic: bool) -> lis
         done = read_stamp(paths.stage_dir(key))
         if done:
             results.append(StageResult(key, STAGES[key], "earlier run", done.get("seconds", 0.0),
-                                       done.get("peak_rss_mb"), done.get("outputs", []), done.get("stamp", "")))
+                                       done.get("peak_rss_mb"), done.get("outputs", []), done.get("stamp", ""),
+                                       machine=done.get("machine", "")))
     return results
 
 

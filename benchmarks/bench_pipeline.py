@@ -23,19 +23,27 @@ from pathlib import Path
 
 import psutil
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from ctslib.machine import machine_line  # noqa: E402
+
 PROJECT = Path(__file__).resolve().parent.parent
 
 
 def print_manifest(report: Path, wall_s: float | None = None, peak_mb: float | None = None) -> None:
+    """The per-stage table of a run's manifest, with the machine each stage's time was measured on."""
     manifest = json.loads((report / "manifest.json").read_text())
+    latest = machine_line(manifest.get("cpu", {}))
     print(f"\nprofile {manifest['profile']}  data {manifest['data']['source']}  ({report})")
-    print(f"{'stage':<28}{'status':>10}{'seconds':>10}{'peak MiB':>10}")
+    print(f"latest invocation ran on: {latest}")
+    print(f"{'stage':<28}{'status':>12}{'seconds':>10}{'peak MiB':>10}  measured on")
     for key, stage in sorted(manifest["stages"].items()):
         peak = stage.get("peak_rss_mb")
-        print(f"{Path(stage['notebook']).stem:<28}{stage['status']:>10}{stage['seconds']:>10.1f}{(peak or 0):>10.0f}")
+        machine = stage.get("machine") or "not recorded (a run before machines were recorded per stage)"
+        print(f"{Path(stage['notebook']).stem:<28}{stage['status']:>12}{stage['seconds']:>10.1f}{(peak or 0):>10.0f}"
+              f"  {'same' if machine == latest else machine}")
     total = sum(s["seconds"] for s in manifest["stages"].values())
     peaks = [s.get("peak_rss_mb") or 0 for s in manifest["stages"].values()]
-    print(f"{'sum of stages':<28}{'':>10}{total:>10.1f}{max(peaks):>10.0f}")
+    print(f"{'sum of stages':<28}{'':>12}{total:>10.1f}{max(peaks):>10.0f}")
     if wall_s is not None:
         print(f"end-to-end wall time {wall_s:.1f} s ({wall_s / 60:.1f} min); peak memory of the whole run {peak_mb:.0f} MiB")
 

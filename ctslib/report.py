@@ -13,7 +13,6 @@ import datetime
 import hashlib
 import json
 import math
-import os
 import platform
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import pandas as pd
 
 from ctslib.acquisition import source_of
 from ctslib.io import read_records, read_report_warnings, write_json, write_text
+from ctslib.machine import cpu_info, machine_line
 from ctslib.paths import NOTEBOOKS_DIR, PROJECT_ROOT, STAGES, RunPaths
 from ctslib.runner import StageResult
 
@@ -107,26 +107,6 @@ def package_versions(requirements: Path = PROJECT_ROOT / "requirements.txt") -> 
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
-
-
-def cpu_info() -> dict[str, Any]:
-    """CPU model, core count and the SIMD extensions that decide TensorFlow's speed (Linux; else what is known)."""
-    model, flags = platform.processor() or None, set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model in (None, "", "x86_64"):
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    wanted = ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "neon")
-    return {"model": model, "logical_cores": os.cpu_count(),
-            "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "isa": {f: f in flags for f in wanted} if flags else {},
-            "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
-            "tf_enable_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS")}
 
 
 def now_iso(timestamp: float | None = None) -> str:
@@ -351,7 +331,8 @@ def index_context(paths: RunPaths, manifest: dict[str, Any], results: Iterable[S
     for r in result_list:
         html_page = (report / f"{r.stem}.html").exists()
         stages.append({"stem": r.stem, "key": r.key, "status": r.status, "error": r.error, "seconds": r.seconds,
-                       "peak": r.peak_rss_mb, "html": html_page, "ipynb": (report / f"{r.stem}.ipynb").exists()})
+                       "peak": r.peak_rss_mb, "machine": r.machine, "html": html_page,
+                       "ipynb": (report / f"{r.stem}.ipynb").exists()})
     sections = []
     for r in result_list:
         extra = [o for o in r.outputs if o not in PAPER_OUTPUTS and o != "tables/verdict.csv"
@@ -363,6 +344,7 @@ def index_context(paths: RunPaths, manifest: dict[str, Any], results: Iterable[S
                              "outputs": [output_item(report, o, r.stem) for o in extra]})
     return {
         "manifest": manifest,
+        "machine": machine_line(manifest.get("cpu", {})),
         "synthetic": manifest["data"]["source"] == "synthetic",
         "synthetic_note": SYNTHETIC_NOTE,
         "verdict": verdict,

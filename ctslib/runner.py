@@ -26,6 +26,7 @@ import psutil
 
 from ctslib.errors import StageError
 from ctslib.io import sha256_file, sha256_json, sha256_tree, write_json, write_text
+from ctslib.machine import cpu_info, machine_line
 from ctslib.paths import NOTEBOOKS_DIR, PROJECT_ROOT, STAGES, RunPaths
 
 # Which earlier stages each stage reads (the data folder is read by every stage but 00).
@@ -56,6 +57,7 @@ class StageResult:
     outputs: list[str] = field(default_factory=list)
     stamp: str = ""
     error: str = ""
+    machine: str = ""  # report.machine_line of the CPU the stage ran on (times mean nothing without it)
 
     @property
     def stem(self) -> str:
@@ -376,7 +378,8 @@ def run_stages(
         if key not in plan.forced and done and done.get("stamp") == stamp and outputs_present:
             echo(f"{label}: up to date (stamp {stamp[:10]}), skipped")
             results.append(StageResult(key, notebook.name, "skipped", done.get("seconds", 0.0),
-                                       done.get("peak_rss_mb"), done.get("outputs", []), stamp))
+                                       done.get("peak_rss_mb"), done.get("outputs", []), stamp,
+                                       machine=done.get("machine", "")))
             stamps[key] = stamp
             continue
         echo(f"{label}: running")
@@ -388,7 +391,7 @@ def run_stages(
             results.append(StageResult(key, notebook.name, "failed", error=msg, stamp=stamp))
             echo(f"{label}: FAILED in cell {err.exec_count}: {msg}\n  traceback: {executed}")
             return results, data_hash
-        result = StageResult(key, notebook.name, "ran", seconds, peak, outputs, stamp)
+        result = StageResult(key, notebook.name, "ran", seconds, peak, outputs, stamp, machine=machine_line(cpu_info()))
         finished = datetime.datetime.now().astimezone().isoformat(timespec="seconds")  # with its time zone
         write_json(paths.stage_dir(key) / STAMP_FILE, {**asdict(result), "finished": finished})
         stamps[key] = stamp

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from ctslib.machine import machine_line
 from ctslib.paths import NOTEBOOKS_DIR, STAGES
 
 NOTEBOOKS = sorted(STAGES.items())
@@ -86,6 +87,8 @@ def test_smoke_manifest_says_what_produced_the_report(smoke_run) -> None:
     assert {"LEARNING_RATE", "ROTATION_DEG", "DROPOUT", "EPOCHS"} <= set(manifest["effective_parameters"]["04"])
     assert manifest["effective_parameters"]["04"]["EPOCHS"] == _smoke("04")["EPOCHS"]
     assert {"avx2", "avx512f"} <= set(manifest["cpu"]["isa"]) and manifest["cpu"]["logical_cores"] >= 1
+    machine = machine_line(manifest["cpu"])  # every stage time names the CPU and ISA it was measured on
+    assert all(s["machine"] == machine for s in manifest["stages"].values()) and "cores" in machine
     assert manifest["tensorflow_device"].startswith(("CPU", "GPU"))
     assert len(manifest["outputs_sha256"]["tables/table2.csv"]) == 64
     assert any(k.endswith("grouped_last.keras") for k in manifest["outputs_sha256"])
@@ -101,6 +104,9 @@ def test_rerun_skips_unchanged_stages(smoke_run) -> None:
                    "--out", str(smoke_run.paths.report))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("up to date") == len(STAGES), proc.stdout
+    manifest = json.loads((smoke_run.paths.report / "manifest.json").read_text(encoding="utf-8"))
+    assert all(s["status"] == "skipped" and s["machine"] for s in manifest["stages"].values())  # kept from the stamp
+    assert f"on {machine_line(manifest['cpu'])}." in (smoke_run.paths.report / "index.html").read_text(encoding="utf-8")
 
 
 # ---------------------------------------------------------------- what each stage recorded (smoke)
