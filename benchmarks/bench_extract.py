@@ -27,6 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/hardware.py
+
+import hardware  # noqa: E402
 from ctslib.paths import SYNTHETIC_ROOT  # noqa: E402
 from ctslib.video import FRAME_SIZE, TARGET_FPS, VideoSettings, extract_video, probe_video  # noqa: E402
 
@@ -100,6 +103,7 @@ def main() -> int:
             source = "generated test videos (MJPG 640x480, 30 fps, 10 s)"
         print(f"videos: {len(videos)} from {source}")
         print(f"OpenCV {cv2.__version__}, threads {cv2.getNumThreads()}")
+        print(hardware.isa_line())
         raw = np.full((args.repeats, 2), np.inf)
         ours = np.full((args.repeats, 2), np.inf)
         raw_frames = covered = delivered = 0

@@ -30,6 +30,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/hardware.py
+
+import hardware  # noqa: E402
 from ctslib import pretrained, segment  # noqa: E402
 from ctslib.paths import USGRA_SEG_DIR  # noqa: E402
 from ctslib.seed import set_determinism  # noqa: E402
@@ -44,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     set_determinism(0)
+    print(hardware.isa_line())
     t0 = time.perf_counter()
     model, card = pretrained.load_shipped(args.weights)
     size, threshold, tta = card["input_size"], card["threshold"], card["flip_tta"] and not args.no_tta

@@ -13,13 +13,17 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from ctslib.profiles import load_profile
-from ctslib.synth import SynthConfig
-from ctslib.synth.dataset import PARALLEL_MIN_FRAMES, generate
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/hardware.py
+
+import hardware  # noqa: E402
+from ctslib.profiles import load_profile  # noqa: E402
+from ctslib.synth import SynthConfig  # noqa: E402
+from ctslib.synth.dataset import PARALLEL_MIN_FRAMES, generate  # noqa: E402
 
 
 def cpu_seconds() -> float:
@@ -50,6 +54,7 @@ def main() -> None:
     workers = config.workers if n >= PARALLEL_MIN_FRAMES else 1
     print(f"profile {args.profile}: {config.n_wrists} wrists, {facts['n_videos']} videos, {n} source frames "
           f"({config.frame_size} px, {config.source_fps:g} fps), workers {workers}, cores {os.cpu_count()}")
+    print(hardware.isa_line())
     print(f"total wall {wall:.1f} s  ({wall / n * 1000:.2f} ms per frame)")
     print(f"total CPU  {cpu:.1f} s  ({cpu / n * 1000:.2f} ms per frame per core)")
     print(f"dataset size {size_mb:.0f} MB  ({size_mb * 1000 / n:.1f} kB per frame)")

@@ -17,33 +17,20 @@ Usage (prints the machine line and the matmul figure)::
 from __future__ import annotations
 
 import os
-import platform
+import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as `import ctslib` does: oneDNN on every x86 CPU
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from ctslib.machine import cpu_info, machine_line  # noqa: E402
+
 
 def cpu_flags() -> set[str]:
-    """Flags of the first CPU in /proc/cpuinfo (empty off Linux)."""
-    path = Path("/proc/cpuinfo")
-    if not path.exists():
-        return set()
-    for line in path.read_text().splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
-def cpu_model() -> str:
-    """The CPU's model name (platform's processor string off Linux)."""
-    path = Path("/proc/cpuinfo")
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
+    """SIMD flags of the first CPU that decide TensorFlow's speed (empty off Linux)."""
+    return {flag for flag, present in cpu_info()["isa"].items() if present}
 
 
 def avx512f_count() -> int:
@@ -61,8 +48,8 @@ def isa_in_force() -> str:
 
 
 def isa_line() -> str:
-    """One line to print beside every speed figure."""
-    return (f"CPU: {cpu_model()}, {os.cpu_count()} cores; grep -c avx512f /proc/cpuinfo = {avx512f_count()}; "
+    """One line to print beside every speed figure (the CPU part is the one run_all records per stage)."""
+    return (f"CPU: {machine_line(cpu_info())}; grep -c avx512f /proc/cpuinfo = {avx512f_count()}; "
             f"oneDNN ISA in force: {isa_in_force()}; "
             f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', '(unset)')}")
 

@@ -10,6 +10,8 @@ sys.path.insert(0, str(BENCH))
 
 import hardware  # noqa: E402
 
+from ctslib.machine import cpu_info, machine_line  # noqa: E402
+
 
 def test_forward_flops_counts_convolutions_and_dense_layers_by_hand():
     import keras
@@ -29,6 +31,7 @@ def test_isa_line_reports_the_avx512_count_and_a_cap(monkeypatch):
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     line = hardware.isa_line()
     assert f"grep -c avx512f /proc/cpuinfo = {hardware.avx512f_count()}" in line
+    assert line.startswith(f"CPU: {machine_line(cpu_info())};")  # the line run_all records for each stage
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     assert hardware.isa_in_force().startswith("AVX2 (ONEDNN_MAX_CPU_ISA cap")
 
@@ -58,3 +61,22 @@ def test_bench_backend_prints_the_backend_its_peak_and_each_models_rate(capsys):
     assert "backend: tensorflow" in out and "matmul 2048x2048 on this backend" in out
     line = [row for row in out.splitlines() if row.startswith("longitudinal: plain fit")]
     assert len(line) == 1 and "% of matmul peak" in line[0] and "1 steady epoch of 40 images" in line[0]
+
+
+def test_bench_pipeline_names_the_machine_of_every_stage_time(tmp_path, capsys):
+    import json
+
+    import bench_pipeline
+
+    zen3 = {"model": "AMD EPYC", "family": "25", "usable_cores": 2, "isa": {"avx2": True, "avx512f": False}}
+    zen5 = {**zen3, "family": "26", "isa": {"avx2": True, "avx512f": True}}
+    stage = {"notebook": "0{}_x.ipynb", "status": "ran", "seconds": 1.0, "peak_rss_mb": 100.0}
+    manifest = {"profile": "smoke", "data": {"source": "synthetic"}, "cpu": zen3, "stages": {
+        "00": {**stage, "notebook": "00_a.ipynb", "machine": machine_line(zen3)},
+        "01": {**stage, "notebook": "01_b.ipynb", "status": "earlier run", "machine": machine_line(zen5)},
+        "02": {**stage, "notebook": "02_c.ipynb", "status": "earlier run"}}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    bench_pipeline.print_manifest(tmp_path)
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line[:2].isdigit()}
+    assert rows["00_a"].endswith("same") and rows["01_b"].endswith("AMD EPYC (CPU family 26), 2 cores, AVX-512")
+    assert "not recorded" in rows["02_c"]
