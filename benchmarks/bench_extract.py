@@ -26,7 +26,6 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/hardware.py
 
 import hardware  # noqa: E402

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from ctslib.machine import machine_line  # noqa: E402
-
 PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT))
+
+from ctslib.machine import machine_line  # noqa: E402
 
 
 def print_manifest(report: Path, wall_s: float | None = None, peak_mb: float | None = None) -> None:

@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/hardware.py
 
 import hardware  # noqa: E402

@@ -57,7 +57,7 @@ class StageResult:
     outputs: list[str] = field(default_factory=list)
     stamp: str = ""
     error: str = ""
-    machine: str = ""  # report.machine_line of the CPU the stage ran on (times mean nothing without it)
+    machine: str = ""  # ctslib.machine.machine_line of the CPU the stage ran on (times mean nothing without it)
 
     @property
     def stem(self) -> str:
