@@ -342,7 +342,10 @@ def index_context(paths: RunPaths, manifest: dict[str, Any], results: Iterable[S
             sections.append({"stem": r.stem, "anchor": f"stage-{r.key}",
                              "records": [(k, shown_record(v)) for k, v in records.items()],
                              "outputs": [output_item(report, o, r.stem) for o in extra]})
+    from ctslib.evaluate.meaning import meaning_box  # here: ctslib.evaluate pulls in scikit-learn
+
     return {
+        "meaning": meaning_box(records_06.get("meaning"), manifest.get("deviations_from_paper", [])),
         "manifest": manifest,
         "machine": machine_line(manifest.get("cpu", {})),
         "synthetic": manifest["data"]["source"] == "synthetic",

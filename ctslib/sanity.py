@@ -4,16 +4,24 @@ A model can report a respectable accuracy and still have learned nothing: it pre
 common grade for every frame, or one constant probability vector for most of them. These checks
 catch that, for every model and split, and say why in words:
 
-* ``never_predicted``: a grade the model never predicts on the validation set;
+* ``never_predicted``: a grade of the validation set that the model never predicts (a grade with no
+  validation frame cannot be predicted correctly anyway: it is listed as "not in validation", not failed);
 * ``identical_probabilities``: more than ``max_shared`` (20 %) of the frames get the same uncertain
   probability vector (to 4 decimals, top probability below 0.99): the network's output no longer
   depends on its input for them;
 * ``not_above_majority``: accuracy at or below the majority-class rate of the validation set (what
-  always answering the commonest grade scores);
+  always answering the commonest grade scores) fails; an accuracy above it whose 95 % participant-
+  bootstrap interval still includes it is *borderline*: this data cannot tell it from a trivial answer;
 * ``train_below_val``: training accuracy more than ``max_train_gap`` (0.15) below validation accuracy
   (an under-fitted model, or a validation set easier than training). Training accuracy here is the
   final model's on its own training frames in inference mode (predictions.csv rows with ``subset``
-  "train"): Keras' running training accuracy is taken with dropout on and would trip this by design.
+  "train"): Keras' running training accuracy is taken with dropout on and would trip this by design;
+* ``overfitting``: training accuracy more than ``MAX_OVERFIT_GAP`` (0.30) above validation accuracy is
+  *borderline*, not a failure: the validation number is still an honest estimate for new participants,
+  but the model memorised its training wrists and more data or regularisation would be needed.
+
+Each flag has a status: ``pass``, ``borderline`` (amber: the result stands but is weak) or ``FAIL``
+(red: the number does not describe a trained model).
 """
 
 from __future__ import annotations
@@ -26,9 +34,16 @@ import pandas as pd
 
 from ctslib import GRADES
 
-FLAG_NAMES: tuple[str, ...] = ("never_predicted", "identical_probabilities", "not_above_majority", "train_below_val")
+FLAG_NAMES: tuple[str, ...] = ("never_predicted", "identical_probabilities", "not_above_majority", "train_below_val",
+                                "overfitting")
 MAX_SHARED = 0.20
 MAX_TRAIN_GAP = 0.15
+MAX_OVERFIT_GAP = 0.30
+"""Training minus validation accuracy above which a model is flagged as overfitting. Some gap is normal for
+a CNN on a few dozen participants; beyond 0.30 the model gets most training frames right while missing
+about a third more of the new participants', i.e. it learnt those wrists more than the grades."""
+PASS, BORDERLINE, FAIL = "pass", "borderline", "FAIL"
+NOT_IN_VALIDATION = "not in validation"
 DECIMALS = 4
 CONFIDENT = 0.99
 
@@ -44,6 +59,12 @@ class Flag:
     value: float
     limit: float
     detail: str
+    borderline: bool = False
+
+    @property
+    def status(self) -> str:
+        """``FAIL``, ``borderline`` or ``pass``."""
+        return FAIL if self.failed else BORDERLINE if self.borderline else PASS
 
 
 def never_predicted(y_pred: Sequence[int]) -> list[str]:
@@ -107,6 +128,39 @@ def majority_why(accuracy: float, train_rows: pd.DataFrame | None) -> str:
     return f"; training accuracy {train_acc:.3f}: it did not learn the grades even on its training frames"
 
 
+def absent_grades(y_true: Sequence[int]) -> list[str]:
+    """Grades with no row in ``y_true`` (not in the validation set: nothing to predict)."""
+    present = set(np.asarray(y_true, dtype=int).tolist())
+    return [g for i, g in enumerate(GRADES) if i not in present]
+
+
+def never_predicted_detail(missing: Sequence[str], absent: Sequence[str], rows: pd.DataFrame,
+                           train_rows: pd.DataFrame | None) -> str:
+    """The never_predicted flag in words: grades missed, or all predicted, plus those not in validation."""
+    text = ("; ".join(never_predicted_why(g, rows, train_rows) for g in missing) if missing
+            else "every grade in validation predicted at least once")
+    return text + "".join(f"; {g}: {NOT_IN_VALIDATION}" for g in absent)
+
+
+def majority_detail(accuracy: float, majority: float, interval: tuple[float, float] | None,
+                    train_rows: pd.DataFrame | None) -> tuple[bool, bool, str]:
+    """(failed, borderline, detail) of the not_above_majority flag.
+
+    Failed: accuracy at or below the majority-class rate. Borderline: above it, but the accuracy's
+    interval (participant bootstrap, when given) still includes it.
+    """
+    low, high = interval if interval is not None else (float("nan"), float("nan"))
+    shown = f"accuracy {accuracy:.3f}" + (f" [{low:.2f}, {high:.2f}]" if np.isfinite(low) else "")
+    failed = bool(accuracy <= majority)
+    borderline = not failed and bool(np.isfinite(low) and low <= majority)
+    detail = f"{shown} vs majority-class rate {majority:.3f}"
+    if failed:
+        detail += f" (no better than always answering the commonest grade{majority_why(accuracy, train_rows)})"
+    elif borderline:
+        detail += " (borderline: the 95 % interval includes the majority-class rate)"
+    return failed, borderline, detail
+
+
 def model_flags(
     model: str,
     split: str,
@@ -116,39 +170,47 @@ def model_flags(
     prob_columns: Sequence[str] = tuple(f"p_{g}" for g in GRADES),
     max_shared: float = MAX_SHARED,
     max_train_gap: float = MAX_TRAIN_GAP,
+    max_overfit_gap: float = MAX_OVERFIT_GAP,
     train_rows: pd.DataFrame | None = None,
+    accuracy_interval: tuple[float, float] | None = None,
 ) -> list[Flag]:
-    """The four flags of one model on one split's validation rows (``y_true``, ``y_pred``, probabilities).
+    """The five flags of one model on one split's validation rows (``y_true``, ``y_pred``, probabilities).
 
-    ``train_accuracy``: the model's accuracy on its training frames (NaN or None: that flag is not checked).
+    ``train_accuracy``: the model's accuracy on its training frames (NaN or None: the two training
+    flags are not checked).
     ``train_rows``: the same model's predictions on its training frames; when given, a failed flag
     also says why (``never_predicted_why``, ``majority_why``).
+    ``accuracy_interval``: the accuracy's participant-bootstrap interval; when it includes the
+    majority-class rate, ``not_above_majority`` is borderline.
     """
     y_true, y_pred = rows["y_true"].to_numpy(int), rows["y_pred"].to_numpy(int)
     accuracy = float((y_true == y_pred).mean()) if len(rows) else float("nan")
-    missing = never_predicted(y_pred)
+    absent = absent_grades(y_true)
+    missing = [g for g in never_predicted(y_pred) if g not in absent]
     shared = largest_shared_share(rows[list(prob_columns)].to_numpy())
     majority = majority_rate(y_true)
+    below, weak, majority_text = majority_detail(accuracy, majority, accuracy_interval, train_rows)
     flags = [
         Flag(model, split, "never_predicted", bool(missing), float(len(missing)), 0.0,
-             "; ".join(never_predicted_why(g, rows, train_rows) for g in missing) if missing
-             else "every grade predicted at least once"),
+             never_predicted_detail(missing, absent, rows, train_rows)),
         Flag(model, split, "identical_probabilities", bool(shared > max_shared), shared, max_shared,
              f"{shared:.0%} of {len(rows)} frames share one probability vector"
              + (" (the output ignores the input: collapsed)" if shared > max_shared else "")),
-        Flag(model, split, "not_above_majority", bool(accuracy <= majority), accuracy, majority,
-             f"accuracy {accuracy:.3f} vs majority-class rate {majority:.3f}"
-             + (f" (no better than always answering the commonest grade{majority_why(accuracy, train_rows)})"
-                if accuracy <= majority else "")),
+        Flag(model, split, "not_above_majority", below, accuracy, majority, majority_text, borderline=weak),
     ]
     if train_accuracy is None or not np.isfinite(train_accuracy):
-        flags.append(Flag(model, split, "train_below_val", False, float("nan"), max_train_gap,
-                          "no training accuracy recorded: not checked"))
+        flags += [Flag(model, split, name, False, float("nan"), limit, "no training accuracy recorded: not checked")
+                  for name, limit in (("train_below_val", max_train_gap), ("overfitting", max_overfit_gap))]
     else:
         gap = accuracy - float(train_accuracy)
         flags.append(Flag(model, split, "train_below_val", bool(gap > max_train_gap), gap, max_train_gap,
                           f"training accuracy {train_accuracy:.3f} vs validation {accuracy:.3f}"
                           + (" (training far below validation: under-fitted)" if gap > max_train_gap else "")))
+        overfit = -gap > max_overfit_gap
+        flags.append(Flag(model, split, "overfitting", False, -gap, max_overfit_gap,
+                          f"training accuracy {train_accuracy:.3f} vs validation {accuracy:.3f}"
+                          + (f" (overfitting: training exceeds validation by {-gap:.2f} > {max_overfit_gap:.2f})"
+                             if overfit else ""), borderline=bool(overfit)))
     return flags
 
 
@@ -167,6 +229,7 @@ def flag_table(
     *,
     max_shared: float = MAX_SHARED,
     max_train_gap: float = MAX_TRAIN_GAP,
+    accuracy_intervals: Mapping[tuple[str, str], tuple[float, float]] | None = None,
 ) -> pd.DataFrame:
     """Every flag of every model and evaluated split, one row per (model, split, flag).
 
@@ -174,6 +237,8 @@ def flag_table(
         predictions: model -> predictions.csv table (validation rows are judged; training rows, when
             present, give the training accuracy).
         splits: evaluated split name -> the predictions' split names it pools (``{"cv": ["cv0", ...]}``).
+        accuracy_intervals: (model, split) -> the accuracy's interval (``accuracy_intervals``), for the
+            borderline state of ``not_above_majority``.
     """
     rows = []
     for model, table in predictions.items():
@@ -184,25 +249,43 @@ def flag_table(
                 continue
             train = table[(table["subset"] == "train") & table["split"].isin(list(members))] \
                 if "subset" in table.columns else None
-            rows += [asdict(f) for f in model_flags(model, name, part, train_accuracy(table, members),
-                                                    max_shared=max_shared, max_train_gap=max_train_gap,
-                                                    train_rows=train)]
-    return pd.DataFrame(rows, columns=list(Flag.__dataclass_fields__))
+            found = model_flags(model, name, part, train_accuracy(table, members), max_shared=max_shared,
+                                max_train_gap=max_train_gap, train_rows=train,
+                                accuracy_interval=(accuracy_intervals or {}).get((model, name)))
+            rows += [{**asdict(f), "status": f.status} for f in found]
+    return pd.DataFrame(rows, columns=[*Flag.__dataclass_fields__, "status"])
+
+
+def accuracy_intervals(frame_metrics: pd.DataFrame) -> dict[tuple[str, str], tuple[float, float]]:
+    """(model, split) -> (ci_low, ci_high) of the accuracy rows of ``ctslib.evaluate.evaluate`` output."""
+    rows = frame_metrics[frame_metrics["metric"] == "accuracy"]
+    return {(r["model"], r["split"]): (float(r["ci_low"]), float(r["ci_high"])) for _, r in rows.iterrows()}
 
 
 def flag_overview(flags: pd.DataFrame) -> pd.DataFrame:
-    """One row per model and split: ``pass`` or the failed flags' reasons (for the notebook and index)."""
+    """One row per model and split: ``FAIL``, ``borderline`` or ``pass``, and why (for the notebook and index).
+
+    ``why`` gives the failed flags' reasons, else the borderline ones', else the majority and shared-vector
+    checks; a grade absent from validation is always named ("not in validation").
+    """
     out = []
+    borderline_column = flags["borderline"] if "borderline" in flags.columns else pd.Series(False, index=flags.index)
+    flags = flags.assign(borderline=borderline_column.fillna(False).astype(bool))
     for (model, split), part in flags.groupby(["model", "split"], sort=False):
-        failed = part[part["failed"]]
-        out.append({"model": model, "split": split, "status": "FAIL" if len(failed) else "pass",
-                    "failed_flags": ", ".join(failed["flag"]),
-                    "why": "; ".join(failed["detail"]) if len(failed) else "; ".join(
-                        part.loc[part["flag"].isin(["not_above_majority", "identical_probabilities"]), "detail"])})
-    return pd.DataFrame(out, columns=["model", "split", "status", "failed_flags", "why"])
+        failed, weak = part[part["failed"]], part[part["borderline"] & ~part["failed"]]
+        status = FAIL if len(failed) else BORDERLINE if len(weak) else PASS
+        shown = failed if len(failed) else weak if len(weak) else part[
+            part["flag"].isin(["not_above_majority", "identical_probabilities"])]
+        details = list(shown["detail"])
+        absent = part[(part["flag"] == "never_predicted") & part["detail"].str.contains(NOT_IN_VALIDATION)]
+        if len(absent) and not shown["flag"].eq("never_predicted").any():
+            details += [d.strip() for d in absent["detail"].iloc[0].split(";") if NOT_IN_VALIDATION in d]
+        out.append({"model": model, "split": split, "status": status, "failed_flags": ", ".join(failed["flag"]),
+                    "borderline_flags": ", ".join(weak["flag"]), "why": "; ".join(details)})
+    return pd.DataFrame(out, columns=["model", "split", "status", "failed_flags", "borderline_flags", "why"])
 
 
 def failure_messages(flags: pd.DataFrame) -> list[str]:
     """One sentence per failing (model, split), for ``ctslib.io.warn_report``."""
     return [f"{row['model']} model, {row['split']} split: sanity flags failed ({row['failed_flags']}): {row['why']}"
-            for _, row in flag_overview(flags).iterrows() if row["status"] == "FAIL"]
+            for _, row in flag_overview(flags).iterrows() if row["status"] == FAIL]

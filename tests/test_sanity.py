@@ -119,3 +119,71 @@ def test_failed_flags_say_why_from_the_training_frames():
     assert "does not carry over to new participants" in memorised["not_above_majority"].detail
     lazy = {f.flag: f for f in model_flags("m", "cv", guess, 0.2, train_rows=table(y, np.full(len(y), 3), subset="train"))}
     assert "did not learn the grades even on its training frames" in lazy["not_above_majority"].detail
+
+
+def statuses(flags) -> dict[str, str]:
+    return {f.flag: f.status for f in flags}
+
+
+def forty_percent(y: np.ndarray) -> np.ndarray:
+    """Predictions right on 12 of these 30 frames, every grade still predicted somewhere."""
+    pred = y.copy()
+    wrong = [*range(0, 6), *range(10, 16), *range(20, 23), *range(25, 28)]
+    pred[wrong] = (pred[wrong] + 1) % 4
+    return pred
+
+
+def test_an_interval_that_includes_the_majority_rate_is_borderline_not_pass():
+    y = np.array([0] * 10 + [1] * 10 + [2] * 5 + [3] * 5)  # majority rate 1/3
+    pred = forty_percent(y)  # accuracy 12/30 = 0.40, just above 0.333; every grade predicted
+    rows = table(y, pred)
+    weak = {f.flag: f for f in model_flags("m", "grouped", rows, 0.5, accuracy_interval=(0.20, 0.55))}
+    assert [f for f, flag in weak.items() if flag.status != "pass"] == ["not_above_majority"]
+    assert weak["not_above_majority"].status == "borderline" and not weak["not_above_majority"].failed
+    assert "accuracy 0.400 [0.20, 0.55] vs majority-class rate 0.333" in weak["not_above_majority"].detail
+    assert "interval includes the majority-class rate" in weak["not_above_majority"].detail
+    assert statuses(model_flags("m", "grouped", rows, 0.5, accuracy_interval=(0.35, 0.45)))["not_above_majority"] == "pass"
+    assert statuses(model_flags("m", "grouped", rows, 0.5))["not_above_majority"] == "pass"  # no interval: not judged
+    below = table(y, np.full(len(y), 3))  # 5/30, below the majority rate: FAIL whatever the interval
+    assert statuses(model_flags("m", "grouped", below, 0.2, accuracy_interval=(0.0, 0.5)))["not_above_majority"] == "FAIL"
+
+
+def test_training_far_above_validation_is_flagged_as_overfitting_borderline():
+    y = np.tile([0, 1, 2, 3], 10)
+    pred = y.copy()
+    pred[:16] = (pred[:16] + 1) % 4  # validation accuracy 0.6
+    rows = table(y, pred)
+    overfit = {f.flag: f for f in model_flags("m", "cv", rows, train_accuracy=0.98)}["overfitting"]
+    assert overfit.status == "borderline" and overfit.value == pytest.approx(0.38)
+    assert "overfitting: training exceeds validation by 0.38 > 0.30" in overfit.detail
+    assert statuses(model_flags("m", "cv", rows, train_accuracy=0.85))["overfitting"] == "pass"  # gap 0.25
+    assert statuses(model_flags("m", "cv", rows, train_accuracy=None))["overfitting"] == "pass"
+    overview = flag_overview(flag_table({"transverse": pd.concat(
+        [rows.assign(split="cv0"), table(y, y, split="cv0", subset="train")])}, {"cv": ["cv0"]}))
+    assert list(overview["status"]) == ["borderline"] and overview["borderline_flags"].iloc[0] == "overfitting"
+    assert failure_messages(flag_table({"transverse": rows.assign(split="cv0")}, {"cv": ["cv0"]})) == []
+
+
+def test_a_grade_absent_from_validation_is_not_in_validation_not_never_predicted():
+    y = np.array([1] * 10 + [2] * 10 + [3] * 10)  # no normal wrist in this validation split
+    pred = y.copy()
+    pred[:3] = 2
+    flags = {f.flag: f for f in model_flags("m", "grouped", table(y, pred), 0.7)}
+    assert not flags["never_predicted"].failed and flags["never_predicted"].value == 0
+    assert flags["never_predicted"].detail == "every grade in validation predicted at least once; normal: not in validation"
+    overview = flag_overview(flag_table({"t": table(y, pred)}, {"paper": ["paper"]}))
+    assert overview["status"].iloc[0] == "pass" and "normal: not in validation" in overview["why"].iloc[0]
+    # a grade that IS in validation and never predicted still fails, and the absent one is still named
+    missed = {f.flag: f for f in model_flags("m", "grouped", table(y, np.where(y == 3, 2, y)), 0.7)}["never_predicted"]
+    assert missed.failed and missed.detail.startswith("severe never predicted") and "normal: not in validation" in missed.detail
+
+
+def test_overview_status_is_fail_over_borderline_over_pass():
+    y = np.array([0] * 10 + [1] * 10 + [2] * 5 + [3] * 5)
+    pred = forty_percent(y)
+    both = pd.concat([table(y, pred, split="grouped"), table(y, np.full(len(y), 3), split="paper"),
+                      table(y, y, split="cv0")])
+    overview = flag_overview(flag_table({"t": both}, {"paper": ["paper"], "grouped": ["grouped"], "cv": ["cv0"]},
+                                        accuracy_intervals={("t", "grouped"): (0.2, 0.55), ("t", "cv"): (0.9, 1.0)}))
+    assert dict(zip(overview["split"], overview["status"])) == {"paper": "FAIL", "grouped": "borderline", "cv": "pass"}
+    assert "borderline" in overview.set_index("split").loc["grouped", "why"]

@@ -8,6 +8,8 @@ One concern per module, everything re-exported here so notebooks write ``ev.<nam
 * ``fusion``: wrist-level probabilities and two-plane fusion;
 * ``tables``: every metric with CIs, Table 2, paper vs reproduction, leakage, CV folds;
 * ``csa``: the clinical CSA-threshold baseline;
+* ``paired``: paired participant-bootstrap differences (CNN vs CSA, plane vs plane);
+* ``meaning``: the plain-words "What this means" box;
 * ``prose``: sentences and the summary built from the recorded numbers.
 
 What this adds to the paper's evaluation: participant-bootstrap intervals, wrist-level results,
@@ -18,7 +20,9 @@ from ctslib.evaluate.csa import *  # noqa: F401,F403
 from ctslib.evaluate.fusion import *  # noqa: F401,F403
 from ctslib.evaluate.intervals import *  # noqa: F401,F403
 from ctslib.evaluate.metrics import *  # noqa: F401,F403
+from ctslib.evaluate.meaning import *  # noqa: F401,F403
 from ctslib.evaluate.metrics import _CV_FOLD  # noqa: F401
+from ctslib.evaluate.paired import *  # noqa: F401,F403
 from ctslib.evaluate.prose import *  # noqa: F401,F403
 from ctslib.evaluate.readers import *  # noqa: F401,F403
 from ctslib.evaluate.tables import *  # noqa: F401,F403

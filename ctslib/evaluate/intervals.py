@@ -18,7 +18,8 @@ from ctslib.evaluate.metrics import LABELS, classification_metrics, metrics_from
 from ctslib.seed import rng
 
 __all__ = ["participant_bootstrap_indices", "bootstrap_confusions", "bootstrap_replicates", "percentile_interval", "clopper_pearson",
-           "effective_n", "metrics_with_ci", "format_ci", "mean_sd"]
+           "effective_n", "metrics_with_ci", "format_ci", "mean_sd", "paired_rows", "paired_difference",
+           "difference_word"]
 
 PROPORTIONS: tuple[str, ...] = ("accuracy", "balanced_accuracy", "mean_precision", "macro_recall")
 """Metrics that are proportions (or means of proportions): an exact interval applies when the bootstrap collapses."""
@@ -147,6 +148,57 @@ def metrics_with_ci(
             kind = "clopper-pearson (participants)"
         rows.append({"metric": metric, "estimate": estimate, "ci_low": low, "ci_high": high, "interval": kind})
     return pd.DataFrame(rows)
+
+
+def paired_rows(first: pd.DataFrame, second: pd.DataFrame, key: str = "wrist_id") -> pd.DataFrame:
+    """The rows both tables predict (inner join on ``key``), with ``correct_a`` / ``correct_b``.
+
+    Each table needs ``key``, ``participant_id``, ``y_true`` and ``y_pred``; a row whose participant
+    or true grade differs between the two is an error, since the arms would not grade the same wrist.
+    """
+    both = first[[key, "participant_id", "y_true", "y_pred"]].merge(
+        second[[key, "participant_id", "y_true", "y_pred"]], on=key, suffixes=("_a", "_b"), validate="one_to_one")
+    for column in ("participant_id", "y_true"):
+        clash = both[f"{column}_a"].astype(str) != both[f"{column}_b"].astype(str)
+        if clash.any():
+            raise ValueError(f"paired comparison: {key} {both.loc[clash, key].iloc[0]} has a different {column} "
+                             "in the two arms")
+    return pd.DataFrame({key: both[key], "participant_id": both["participant_id_a"],
+                         "correct_a": (both["y_true_a"] == both["y_pred_a"]).to_numpy(float),
+                         "correct_b": (both["y_true_b"] == both["y_pred_b"]).to_numpy(float)})
+
+
+def paired_difference(
+    first: pd.DataFrame, second: pd.DataFrame, *, n_boot: int, seed: int, stream: str, ci: float = 0.95,
+    key: str = "wrist_id",
+) -> dict[str, float]:
+    """Accuracy of ``first`` minus accuracy of ``second`` on the rows both predict, with a paired
+    participant-bootstrap interval.
+
+    Both arms are scored on the same resample of participants (``participant_bootstrap_indices``), so
+    what the participants share (an easy or a hard wrist) cancels in the difference; two separate
+    intervals that overlap say little about it. Returns the two accuracies, the difference, its
+    interval (NaN without resamples) and the counts behind it (rows, participants).
+    """
+    rows = paired_rows(first, second, key)
+    if rows.empty:
+        return {"n": 0, "n_participants": 0, "accuracy_a": np.nan, "accuracy_b": np.nan, "difference": np.nan,
+                "ci_low": np.nan, "ci_high": np.nan}
+    a, b = rows["correct_a"].to_numpy(), rows["correct_b"].to_numpy()
+    diffs = [a[idx].mean() - b[idx].mean()
+             for idx in participant_bootstrap_indices(rows["participant_id"], n_boot, seed, f"paired/{stream}")]
+    low, high = percentile_interval(diffs, ci) if n_boot > 0 else (np.nan, np.nan)
+    return {"n": len(rows), "n_participants": int(rows["participant_id"].nunique()), "accuracy_a": float(a.mean()),
+            "accuracy_b": float(b.mean()), "difference": float(a.mean() - b.mean()), "ci_low": low, "ci_high": high}
+
+
+def difference_word(low: float, high: float) -> str:
+    """"higher than" / "lower than" when the paired interval excludes zero, else "not clearly different from"."""
+    if np.isfinite(low) and low > 0:
+        return "higher than"
+    if np.isfinite(high) and high < 0:
+        return "lower than"
+    return "not clearly different from"
 
 
 def mean_sd(values: Sequence[float]) -> tuple[float, float]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ctslib.evaluate.intervals import format_ci
+from ctslib.evaluate.intervals import difference_word, format_ci
 from ctslib.evaluate.metrics import CV_POOLED, available_splits
+from ctslib.evaluate.paired import split_words
 from ctslib.evaluate.tables import PAPER_RESULTS
+from ctslib.sanity import BORDERLINE
 from ctslib.split import GROUPED_SPLIT, PAPER_SPLIT
 
 __all__ = ["leakage_sentence", "interpretation", "summary_table", "fair_split", "verdict_table", "verdict_sentence",
@@ -58,12 +60,17 @@ def summary_table(
     leakage: pd.DataFrame | None = None,
     wrist_metrics: pd.DataFrame | None = None,
     csa_metrics: pd.DataFrame | None = None,
+    paired: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Headline findings in one small table (item, value, note), ending with the interpretation.
+
+    The CSA baseline and the paired comparisons are shown on the fair split (``fair_split``: grouped
+    CV when run), the one the verdict uses, and each row says which split it is.
 
     Args:
         source: "synthetic" or "real" (``acquisition.json``); picks the interpretation.
         source_description: the source in words for the first row (default ``source``).
+        paired: ``ctslib.evaluate.paired_table`` output (its rows of the fair split are listed).
     """
     def pick(table: pd.DataFrame, **where) -> pd.Series | None:
         rows = table
@@ -99,14 +106,22 @@ def summary_table(
             rows.append({"item": f"{row['model']} leakage gap (frame - grouped accuracy)",
                          "value": format_ci(row["gap"], row["gap_ci_low"], row["gap_ci_high"]),
                          "note": "positive = the frame split flatters the model"})
+    fair = fair_split(frame_metrics)
     if csa_metrics is not None:
-        for model in csa_metrics["model"].unique():
+        baselines = csa_metrics[csa_metrics["model"].astype(str).str.startswith("CSA")]
+        for model in baselines["model"].unique():
             for metric in ("accuracy", "balanced_accuracy"):
-                hit = pick(csa_metrics, model=model, metric=metric)
+                hit = pick(baselines, model=model, split=fair, metric=metric)
                 if hit is not None:
-                    rows.append({"item": f"{model}: {metric.replace('_', ' ')} (grouped validation wrists)",
+                    rows.append({"item": f"{model}: {metric.replace('_', ' ')}, {fair} split (wrists)",
                                  "value": format_ci(hit["estimate"], hit["ci_low"], hit["ci_high"]),
-                                 "note": f"{int(hit['n'])} wrists"})
+                                 "note": f"{int(hit['n'])} wrists; {split_words(fair)}"})
+    if paired is not None:
+        for _, row in paired[paired["split"] == fair].iterrows():
+            rows.append({"item": f"{row['first']} minus {row['second']}, {fair} split (paired, wrists)",
+                         "value": format_ci(row["difference"], row["ci_low"], row["ci_high"]),
+                         "note": f"{int(row['n_wrists'])} wrists of {int(row['n_participants'])} participants "
+                                 f"graded by both; {row['reading']}"})
     n_val = pick(frame_metrics, split=GROUPED_SPLIT, metric="accuracy")
     rows.append({"item": "Interpretation",
                  "value": interpretation(source, int(n_val["n_participants"]) if n_val is not None else None),
@@ -181,11 +196,14 @@ def verdict_sentence(
     wrist_metrics: pd.DataFrame | None = None,
     csa_metrics: pd.DataFrame | None = None,
     flags: pd.DataFrame | None = None,
+    paired: pd.DataFrame | None = None,
 ) -> str:
     """What the verdict box shows, in a few sentences built from the numbers.
 
     ``flags`` (``ctslib.sanity.flag_overview``): failing model/split pairs are named first, since
-    their accuracies do not describe a trained model.
+    their accuracies do not describe a trained model; borderline ones are named after them.
+    ``paired`` (``ctslib.evaluate.paired_table``): every comparison (CNN vs CSA baseline, plane vs
+    plane) is read from its paired difference on the fair split, never from overlapping intervals.
     """
     fair = fair_split(frame_metrics)
     fair_words = "by grouped cross-validation" if fair == CV_POOLED else "on the participant-grouped split"
@@ -206,28 +224,20 @@ def verdict_sentence(
                 + ", ".join(f"{r['model']} on {r['split']}" for _, r in failing.iterrows())
                 + "): there the model did not learn, or does no better than always answering the commonest "
                 "grade. " + text)
+    if flags is not None and (flags["status"] == BORDERLINE).any():
+        weak = flags[flags["status"] == BORDERLINE]
+        text += (f" {len(weak)} of {len(flags)} model/split results are borderline (amber in the flag table: "
+                 + ", ".join(f"{r['model']} on {r['split']}" for _, r in weak.iterrows()) + ").")
     csa = None
     if csa_metrics is not None:
         csa_rows = csa_metrics[csa_metrics["model"].astype(str).str.startswith("CSA")]
         csa = _pick(csa_rows, split=fair, metric="accuracy")
-        csa = csa if csa is not None else _pick(csa_rows, metric="accuracy")
-    if csa is not None and wrist_metrics is not None:
-        comparisons = []
-        for model in dict.fromkeys(wrist_metrics["model"]):
-            cnn = _pick(wrist_metrics, model=model, split=csa["split"], metric="accuracy")
-            if cnn is None or not np.isfinite(cnn["ci_low"]) or not np.isfinite(csa["ci_low"]):
-                continue
-            if cnn["ci_low"] > csa["ci_high"]:
-                word = "beats"
-            elif cnn["ci_high"] < csa["ci_low"]:
-                word = "falls below"
-            else:
-                word = "is not clearly different from"
-            comparisons.append(f"the {model} CNN ({cnn['estimate']:.2f}) {word} it")
-        if comparisons:
-            text += (f" The CSA-threshold baseline grades the same participants' wrists with accuracy "
-                     f"{csa['estimate']:.2f} [{csa['ci_low']:.2f}, {csa['ci_high']:.2f}]; at wrist level "
-                     + ", ".join(comparisons) + ".")
+    if csa is not None:
+        text += (f" The CSA-threshold baseline grades {csa['estimate']:.2f} [{csa['ci_low']:.2f}, "
+                 f"{csa['ci_high']:.2f}] of the wrists correctly {fair_words}.")
+    if paired is not None and len(paired):
+        rows = paired[paired["split"] == fair]
+        text += "".join(f" {_comparison_sentence(row, fair_words)}" for _, row in rows.iterrows() if row["n_wrists"])
     gaps = []
     for model in dict.fromkeys(frame_metrics["model"]):
         ours = _pick(frame_metrics, model=model, split=PAPER_SPLIT, metric="accuracy")
@@ -242,18 +252,38 @@ def verdict_sentence(
     return text
 
 
+def _comparison_sentence(row: pd.Series, fair_words: str) -> str:
+    """One paired comparison in words: which arm is higher, by how much, on how many wrists."""
+    word = difference_word(row["ci_low"], row["ci_high"])
+    verdict = (f"the {row['first']} is {word} the {row['second']}" if word != "not clearly different from"
+               else f"the {row['first']} and the {row['second']} are not clearly different (the interval includes 0)")
+    return (f"On the {int(row['n_wrists'])} wrists of {int(row['n_participants'])} participants that both grade "
+            f"{fair_words}, accuracy {row['first']} minus {row['second']} = "
+            f"{row['difference']:+.2f} [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}] (paired participant "
+            f"bootstrap): {verdict}.")
+
+
 def flags_sentence(overview: pd.DataFrame) -> str:
-    """The sanity-flag overview in words (``ctslib.sanity.flag_overview`` output)."""
+    """The sanity-flag overview in words (``ctslib.sanity.flag_overview`` output): failures, then borderline."""
     if overview.empty:
         return "No predictions to check."
     failing = overview[overview["status"] == "FAIL"]
-    if failing.empty:
-        return (f"All {len(overview)} model/split combinations pass the sanity flags: every grade is predicted, "
-                "no probability vector is shared by more than 20 % of frames, accuracy is above the majority-class "
-                "rate and training accuracy is not far below validation accuracy.")
-    listed = "; ".join(f"{r['model']} on {r['split']}: {r['why']}" for _, r in failing.iterrows())
-    return (f"{len(failing)} of {len(overview)} model/split combinations fail a sanity flag (the model did not "
-            f"learn there, or does no better than a trivial answer): {listed}.")
+    weak = overview[overview["status"] == BORDERLINE]
+    if failing.empty and weak.empty:
+        return (f"All {len(overview)} model/split combinations pass the sanity flags: every grade in validation is "
+                "predicted, no probability vector is shared by more than 20 % of frames, accuracy and its interval "
+                "are above the majority-class rate and training accuracy is neither far below nor far above "
+                "validation accuracy.")
+    parts = []
+    if len(failing):
+        listed = "; ".join(f"{r['model']} on {r['split']}: {r['why']}" for _, r in failing.iterrows())
+        parts.append(f"{len(failing)} of {len(overview)} model/split combinations fail a sanity flag (the model did "
+                     f"not learn there, or does no better than a trivial answer): {listed}.")
+    if len(weak):
+        listed = "; ".join(f"{r['model']} on {r['split']}: {r['why']}" for _, r in weak.iterrows())
+        parts.append(f"{len(weak)} of {len(overview)} are borderline (the result stands but is weak: an interval "
+                     f"that includes the majority-class rate, or overfitting): {listed}.")
+    return " ".join(parts)
 
 
 def seed_sentence(variation: pd.DataFrame, frame_metrics: pd.DataFrame) -> str:

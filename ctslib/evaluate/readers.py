@@ -20,7 +20,7 @@ from ctslib.handoff import PREDICTION_COLUMNS, PROB_COLUMNS
 from ctslib.split import PAPER_SPLIT, SPLIT_COLUMNS, is_grouped
 
 __all__ = ["read_predictions", "read_split", "read_acquisition", "describe_source", "grouped_splits",
-    "shared_participants", "assert_grouped", "leakage_exposure", "check_grades_against_wrists"]
+    "shared_participants", "assert_grouped", "leakage_exposure", "check_grades_against_wrists", "simulator_csa"]
 
 
 def _require_columns(df: pd.DataFrame, columns: Sequence[str], file: str | Path) -> None:
@@ -152,3 +152,23 @@ def check_grades_against_wrists(predictions: pd.DataFrame, wrists: pd.DataFrame,
         raise InputError(f"y_true {merged['y_true'].iloc[row]} differs from the NCS grade_index "
                          f"{int(merged['grade_index'].iloc[row])} of wrist {merged['wrist_id'].iloc[row]}",
                          file=source, row=row + 1, column="y_true")
+
+
+def simulator_csa(data_dir: str | Path) -> tuple[list[float], list[float]]:
+    """The simulator's nerve CSA mean and SD per grade (mm²) behind a synthetic data folder.
+
+    Read from the folder's ``synth_config.json`` (the configuration that generated it); the defaults of
+    ``ctslib.synth.config.SynthConfig`` when the file does not say.
+    """
+    import json
+
+    from ctslib.synth.config import SynthConfig
+
+    # ctslib.synth.dataset.CONFIG_FILE; not imported, since that module pulls in tqdm's notebook front end
+    path = Path(data_dir) / "synth_config.json"
+    stored = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    if not isinstance(stored, dict):
+        raise InputError("expected a JSON object", file=path)
+    default = SynthConfig()
+    return ([float(v) for v in stored.get("csa_mean_mm2", default.csa_mean_mm2)],
+            [float(v) for v in stored.get("csa_sd_mm2", default.csa_sd_mm2)])
