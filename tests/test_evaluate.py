@@ -386,6 +386,18 @@ def test_four_grade_mean_precision_counts_a_never_predicted_grade_as_zero():
     assert t2.loc[t2["Metric"] == "Overall accuracy", "Transverse"].item() == "0.750"
 
 
+
+def test_table2_says_not_in_validation_for_a_grade_with_no_validation_example():
+    y_true, y_pred = np.array([1, 1, 2, 3]), np.array([1, 1, 1, 3])  # no normal wrist; moderate missed
+    table = predictions_table(y_true, y_pred, ["A", "B", "C", "D"], split="paper")
+    with pytest.warns(ev.EmptyClassWarning):
+        t2 = ev.table2({"transverse": table}, split="paper")
+    shown = dict(zip(t2["Metric"], t2["Transverse"]))
+    assert shown["Precision: normal"] == "not in validation" and shown["Precision: moderate"] == "never predicted"
+    pvr = ev.paper_vs_reproduction({"transverse": table}, "synthetic", grouped_split=None, more_splits=())
+    assert pvr.set_index("metric").loc["Precision: normal", "ours_paper_split"] == "not in validation"
+
+
 def test_zero_width_bootstrap_at_one_becomes_a_clopper_pearson_interval_on_participants():
     participants = [f"P{i}" for i in range(12) for _ in range(3)]
     y = np.tile([0, 1, 2, 3], 9)

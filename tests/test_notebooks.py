@@ -59,6 +59,8 @@ def test_smoke_report_index_links_the_paper_outputs(smoke_run) -> None:
     verdict = index[index.index('id="verdict"'):index.index('id="contents"')]
     assert "Sanity flags" in verdict and "Deviations from the paper" in verdict and "epochs (paper: 500)" in verdict
     assert "What this shows:" in verdict and not re.search(r"\bnan\b", index, flags=re.IGNORECASE)
+    box = verdict[verdict.index('id="what-this-means"'):]
+    assert "in 10" in box and "Limitations of this run" in box and "epochs (paper: 500)" in box
 
 
 @pytest.mark.notebooks
@@ -147,8 +149,23 @@ def test_smoke_stage_records_agree_with_the_profile(smoke_run) -> None:
     rec06 = smoke_run.records("06")
     overview = pd.read_csv(smoke_run.paths.tables / "sanity_overview.csv")
     assert rec06["sanity"] == {f"{r.model}/{r.split}": r.status for r in overview.itertuples()}
-    assert set(overview["status"]) <= {"pass", "FAIL"} and len(overview) >= 4  # 2 models x (paper, grouped)
+    assert set(overview["status"]) <= {"pass", "borderline", "FAIL"} and len(overview) >= 4  # 2 models x 2 splits
+    assert rec06["sanity_borderline"] == int((overview["status"] == "borderline").sum())
     assert "On synthetic data" in rec06["verdict_sentence"]  # after a "Caution: ..." when a flag fails
+    # one split for the verdict, the baseline record and the paired comparisons; every comparison paired, with n
+    paired = pd.read_csv(smoke_run.paths.tables / "paired_comparisons.csv")
+    assert rec06["csa_baseline_split"] == rec06["fair_split"] and set(paired["split"]) == {rec06["fair_split"]}
+    assert (paired["n_wrists"] > 0).all() and (paired["n_participants"] <= paired["n_wrists"]).all()
+    cnn_vs_csa = paired[(paired["first"] == "transverse CNN") & paired["second"].str.startswith("CSA")].iloc[0]
+    stored = rec06["paired_transverse_cnn_minus_csa_thresholds_transverse"]
+    assert stored["n_wrists"] == cnn_vs_csa["n_wrists"] and stored["difference"] == round(
+        cnn_vs_csa["accuracy_first"] - cnn_vs_csa["accuracy_second"], 4)
+    assert f"{stored['n_wrists']} wrists of {stored['n_participants']} participants" in rec06["verdict_sentence"]
+    baseline = pd.read_csv(smoke_run.paths.tables / "csa_baseline.csv")
+    fair_csa = baseline[baseline["model"].str.startswith("CSA") & (baseline["split"] == rec06["fair_split"])
+                        & (baseline["metric"] == "accuracy")]
+    assert rec06["csa_baseline_accuracy"] == round(fair_csa["estimate"].item(), 4)
+    assert "in 10" in rec06["meaning"]["accuracy"] and "simulator decides" in rec06["meaning"]["csa"]
     warnings = json.loads((smoke_run.paths.report / "warnings.json").read_text()) if (
         smoke_run.paths.report / "warnings.json").exists() else {}
     assert len(warnings.get("06", [])) == rec06["sanity_failed"]

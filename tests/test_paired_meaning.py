@@ -106,7 +106,8 @@ def test_verdict_and_summary_read_comparisons_from_the_paired_table_on_one_split
     assert ("On the 84 wrists of 42 participants that both grade by grouped cross-validation, accuracy transverse CNN "
             "minus CSA thresholds (transverse) = -0.13 [-0.24, -0.01]") in text
     assert "the transverse CNN is lower than the CSA thresholds (transverse)" in text
-    assert "the transverse CNN and the longitudinal CNN are not clearly different" in text
+    assert ("Model against model on the wrists both grade (paired): transverse CNN minus longitudinal CNN +0.03 "
+            "[-0.08, +0.12], 92 wrists, not clearly different.") in text
     flipped = ev.verdict_sentence(frame, source="synthetic", csa_metrics=csa,
                                   paired=paired.assign(difference=[0.13, 0.03], ci_low=[0.01, -0.08], ci_high=[0.24, 0.12]))
     assert "the transverse CNN is higher than the CSA thresholds (transverse)" in flipped

@@ -236,8 +236,15 @@ def verdict_sentence(
         text += (f" The CSA-threshold baseline grades {csa['estimate']:.2f} [{csa['ci_low']:.2f}, "
                  f"{csa['ci_high']:.2f}] of the wrists correctly {fair_words}.")
     if paired is not None and len(paired):
-        rows = paired[paired["split"] == fair]
-        text += "".join(f" {_comparison_sentence(row, fair_words)}" for _, row in rows.iterrows() if row["n_wrists"])
+        rows = paired[(paired["split"] == fair) & (paired["n_wrists"] > 0)]
+        baseline = rows["second"].astype(str).str.startswith("CSA")
+        text += "".join(f" {_comparison_sentence(row, fair_words)}" for _, row in rows[baseline].iterrows())
+        if (~baseline).any():
+            text += (" Model against model on the wrists both grade (paired): " + "; ".join(
+                f"{row['first']} minus {row['second']} {row['difference']:+.2f} [{row['ci_low']:+.2f}, "
+                f"{row['ci_high']:+.2f}], {int(row['n_wrists'])} wrists, "
+                f"{difference_word(row['ci_low'], row['ci_high']).replace(' than', '').replace(' from', '')}"
+                for _, row in rows[~baseline].iterrows()) + ".")
     gaps = []
     for model in dict.fromkeys(frame_metrics["model"]):
         ours = _pick(frame_metrics, model=model, split=PAPER_SPLIT, metric="accuracy")

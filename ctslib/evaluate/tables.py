@@ -34,7 +34,7 @@ from ctslib.evaluate.readers import leakage_exposure
 from ctslib.split import GROUPED_SPLIT, PAPER_SPLIT
 
 __all__ = [
-    "PAPER_RESULTS", "METRIC_LABELS", "NEVER_PREDICTED", "shown_value", "evaluate", "headline", "table2",
+    "PAPER_RESULTS", "METRIC_LABELS", "NEVER_PREDICTED", "NOT_IN_VALIDATION", "shown_value", "evaluate", "headline", "table2",
     "paper_vs_reproduction", "leakage_table", "cv_fold_metrics", "cv_fold_summary", "seed_replicates", "seed_variation",
 ]
 
@@ -113,11 +113,18 @@ NEVER_PREDICTED = "never predicted"
 """Shown instead of NaN for the precision of a grade the model never predicted."""
 
 
-def shown_value(metrics: Mapping[str, float], metric: str, y_pred: Sequence[int], digits: int = 3) -> str:
-    """A metric for a reader: 3 decimals, or "never predicted" for an undefined precision."""
+NOT_IN_VALIDATION = "not in validation"
+"""Shown for a grade with no validation example that the model (rightly) never predicted: nothing was missed."""
+
+
+def shown_value(metrics: Mapping[str, float], metric: str, y_pred: Sequence[int], digits: int = 3,
+                y_true: Sequence[int] | None = None) -> str:
+    """A metric for a reader: 3 decimals, or "never predicted" for an undefined precision ("not in
+    validation" instead when ``y_true`` is given and has no example of that grade either)."""
     value = metrics.get(metric, np.nan)
     if metric.startswith("precision_") and GRADES.index(metric[len("precision_"):]) not in set(np.asarray(y_pred).tolist()):
-        return NEVER_PREDICTED
+        absent = y_true is not None and GRADES.index(metric[len("precision_"):]) not in set(np.asarray(y_true).tolist())
+        return NOT_IN_VALIDATION if absent else NEVER_PREDICTED
     return "" if not np.isfinite(value) else f"{value:.{digits}f}"
 
 
@@ -142,7 +149,8 @@ def table2(predictions: Mapping[str, pd.DataFrame], split: str = PAPER_SPLIT) ->
         check_classes(rows["y_true"], f"Table 2, {model} · {split}")
         metrics = classification_metrics(rows["y_true"], rows["y_pred"])
         seen[model] = (metrics, rows["y_pred"].to_numpy())
-        columns[model.capitalize()] = [shown_value(metrics, k, rows["y_pred"]) for k in METRIC_LABELS]
+        columns[model.capitalize()] = [shown_value(metrics, k, rows["y_pred"], y_true=rows["y_true"])
+                                       for k in METRIC_LABELS]
     labels = [(_marked_mean_label(seen) if k == "mean_precision_4" else v) for k, v in METRIC_LABELS.items()]
     return pd.DataFrame({"Metric": labels, **columns})
 
@@ -167,14 +175,15 @@ def paper_vs_reproduction(
         for name in [split, *([grouped_split] if grouped_split else []), *more_splits]:
             part = select_split(table, name)
             if len(part):
-                ours[name] = (classification_metrics(part["y_true"], part["y_pred"]), part["y_pred"].to_numpy())
+                ours[name] = (classification_metrics(part["y_true"], part["y_pred"]), part["y_pred"].to_numpy(),
+                              part["y_true"].to_numpy())
         for metric, label in METRIC_LABELS.items():
             row = {"model": model,
                    "metric": label + (" (paper: mean of its published per-class values)"
                                       if metric == "mean_precision_4" else ""),
                    "paper": f"{published[metric]:.3f}" if metric in published else ""}
-            for name, (values, y_pred) in ours.items():
-                row[f"ours_{name}_split"] = shown_value(values, metric, y_pred)
+            for name, (values, y_pred, y_true) in ours.items():
+                row[f"ours_{name}_split"] = shown_value(values, metric, y_pred, y_true=y_true)
             mine = ours.get(split, ({}, []))[0].get(metric, np.nan)
             difference = mine - published.get(metric, np.nan)
             row["difference"] = f"{difference:+.3f}" if np.isfinite(difference) else ""
