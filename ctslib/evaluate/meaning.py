@@ -26,7 +26,7 @@ line is the clinically relevant one; mild called normal (or severe called modera
 
 def in_ten(accuracy: float) -> str:
     """``about 6 in 10`` (accuracy rounded to a whole number of wrists in ten)."""
-    return f"about {int(np.round(accuracy * 10))} in 10"
+    return f"about {int(np.floor(accuracy * 10 + 0.5))} in 10"  # half up: 0.25 -> 3, not numpy's half-to-even 2
 
 
 def accuracy_words(accuracies: Mapping[str, tuple[float, int]], split_text: str) -> str:
@@ -36,12 +36,13 @@ def accuracy_words(accuracies: Mapping[str, tuple[float, int]], split_text: str)
         accuracies: name -> (wrist-level accuracy, wrists graded), models first, baselines last.
         split_text: which split the numbers come from, in words.
     """
-    parts = [f"the {name} {in_ten(acc)} ({acc:.2f}, {n} wrists)" for name, (acc, n) in accuracies.items()
-             if np.isfinite(acc)]
-    if not parts:
+    shown = [(name, acc, n) for name, (acc, n) in accuracies.items() if np.isfinite(acc)]
+    if not shown:
         return "No wrist-level accuracy was recorded for new participants."
+    parts = [f"the {name} graded {in_ten(acc)} wrists correctly ({acc:.2f} of {n})" if i == 0
+             else f"the {name} {in_ten(acc)} ({acc:.2f} of {n})" for i, (name, acc, n) in enumerate(shown)]
     listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-    return f"On participants whose wrists no model or cut-off had seen ({split_text}), {listed} graded correctly."
+    return f"On participants whose wrists no model or cut-off had seen ({split_text}), {listed}."
 
 
 def clinical_confusion(y_true: Sequence[int], y_pred: Sequence[int]) -> tuple[str, str, float, int, int] | None:
