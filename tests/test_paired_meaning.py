@@ -170,3 +170,19 @@ def test_simulator_csa_is_read_from_the_data_folder(tmp_path):
     assert ev.simulator_csa(tmp_path) == ([9.0, 12.0, 15.0, 19.0], [1.3, 2.0, 2.6, 3.4])  # SynthConfig defaults
     (tmp_path / "synth_config.json").write_text('{"csa_mean_mm2": [8, 10, 14, 20], "csa_sd_mm2": [1, 1, 1, 1]}')
     assert ev.simulator_csa(tmp_path) == ([8.0, 10.0, 14.0, 20.0], [1.0, 1.0, 1.0, 1.0])
+
+
+def test_the_meaning_partial_renders_the_recorded_box_and_nothing_without_it():
+    import jinja2
+
+    from ctslib.report import TEMPLATES_DIR
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True)
+    partial = env.get_template("meaning.html.j2")
+    box = ev.meaning_box({"accuracy": "about 6 in 10", "confusions": ["36% of severe frames were called mild"],
+                          "csa": "simulator", "real_data": "other centres", "limitations": ["one training seed"]},
+                         ["transverse model: 40 epochs (paper: 500)"])
+    html = partial.render(meaning=box)
+    assert 'id="what-this-means"' in html and "<li>36% of severe frames were called mild</li>" in html
+    assert html.index("one training seed") < html.index("40 epochs (paper: 500)")
+    assert partial.render(meaning=None).strip() == ""
