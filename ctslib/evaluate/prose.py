@@ -239,9 +239,9 @@ def verdict_sentence(
         rows = paired[(paired["split"] == fair) & (paired["n_wrists"] > 0)]
         baseline = rows["second"].astype(str).str.startswith("CSA")
         if baseline.any():
+            clauses = [_comparison_clause(row) for _, row in rows[baseline].iterrows()]
             text += (f" Against the CSA baseline on the wrists both grade {fair_words} (accuracy difference, paired "
-                     "participant bootstrap): " + "; ".join(_comparison_clause(row) for _, row in rows[baseline].iterrows())
-                     + ".")
+                     "participant bootstrap): " + "; ".join(clauses) + ".")
         if (~baseline).any():
             text += (" Model against model on the wrists both grade (paired): " + "; ".join(
                 f"{row['first']} minus {row['second']} {row['difference']:+.2f} [{row['ci_low']:+.2f}, "

@@ -34,8 +34,9 @@ from ctslib.evaluate.readers import leakage_exposure
 from ctslib.split import GROUPED_SPLIT, PAPER_SPLIT
 
 __all__ = [
-    "PAPER_RESULTS", "METRIC_LABELS", "NEVER_PREDICTED", "NOT_IN_VALIDATION", "shown_value", "evaluate", "headline", "table2",
-    "paper_vs_reproduction", "leakage_table", "cv_fold_metrics", "cv_fold_summary", "seed_replicates", "seed_variation",
+    "PAPER_RESULTS", "METRIC_LABELS", "NEVER_PREDICTED", "NOT_IN_VALIDATION", "shown_value", "evaluate", "headline",
+    "table2", "paper_vs_reproduction", "leakage_table", "cv_fold_metrics", "cv_fold_summary", "seed_replicates",
+    "seed_variation",
 ]
 
 PAPER_RESULTS: dict[str, dict[str, float]] = {
