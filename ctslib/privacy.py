@@ -73,6 +73,10 @@ def known_prefixes(
     return sorted(pairs.items(), key=lambda kv: (-len(kv[0]), kv[0]))
 
 
+def _escaped(word: str) -> str:
+    return word.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def scrub_text(text: str, prefixes: list[tuple[str, str]], *, html: bool = False) -> str:
     """``text`` with every occurrence of a known absolute prefix replaced by its placeholder.
 
@@ -81,7 +85,7 @@ def scrub_text(text: str, prefixes: list[tuple[str, str]], *, html: bool = False
     """
     if not prefixes or not text:
         return text
-    lookup = {p: (w.replace("<", "&lt;").replace(">", "&gt;") if html else w) for p, w in prefixes}
+    lookup = {p: _escaped(w) if html else w for p, w in prefixes}
     pattern = re.compile("(?:" + "|".join(re.escape(p) for p, _ in prefixes) + r")(?![\w-])")
     return pattern.sub(lambda m: lookup[m.group(0)], text)
 
@@ -169,9 +173,10 @@ def scrub_report(
             text = path.read_text(encoding="utf-8")
         except (UnicodeDecodeError, OSError):
             continue
-        new = scrub_text(text, prefixes, html=path.suffix.lower() in (".html", ".svg"))
+        html = path.suffix.lower() in (".html", ".svg")
+        new = scrub_text(text, prefixes, html=html)
         if path.relative_to(report).as_posix() in chosen:
-            new = pseudonymise_text(new, replacements or {})
+            new = pseudonymise_text(new, {k: _escaped(v) if html else v for k, v in (replacements or {}).items()})
         if new != text:
             write_text(path, new)
             changed.append(path)

@@ -102,6 +102,9 @@ def test_scrub_report_rewrites_text_files_and_pseudonymises_only_the_chosen_ones
     assert (report / "tables" / "t.csv").read_text() == "path\n<work>/01/x.png\nCTS01\n"  # stages pseudonymise their own
     assert json.loads((report / "02_frame_extraction_qc.ipynb").read_text()) == {"text": "<work>/masks/P001_L_transverse"}
     assert (report / "figures" / "f.png").read_bytes() == png  # binary figures are left alone
+    (report / "02_frame_extraction_qc.html").write_text("<pre>masks/NEW9_L_transverse</pre>")
+    scrub_report(report, prefixes, replacements={"NEW9": PARTICIPANT_TOKEN}, pseudonymise=["02_frame_extraction_qc.html"])
+    assert (report / "02_frame_extraction_qc.html").read_text() == "<pre>masks/&lt;participant&gt;_L_transverse</pre>"
 
 
 # -- what the runner injects and records -------------------------------------------------------------
@@ -218,3 +221,16 @@ def test_failed_run_reports_neither_real_ids_nor_machine_paths(tmp_path):
     assert leaks(paths.report, needles) == []
     index = (paths.report / "index.html").read_text(encoding="utf-8")
     assert "&lt;data&gt;/masks/P001_L_transverse/0.png" in index
+
+
+def test_warnings_name_their_source_below_its_package_root():
+    import warnings
+
+    from ctslib import io
+    from ctslib.evaluate import tables
+
+    assert warnings.formatwarning is io.format_warning
+    text = warnings.formatwarning("no severe wrist", UserWarning, tables.__file__, 3)
+    assert text.startswith("ctslib/evaluate/tables.py:3: UserWarning: no severe wrist\n")
+    assert str(PROJECT_ROOT) not in text
+    assert io.source_name("/nowhere/at/all/x.py") == "x.py"
