@@ -108,7 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     if profile.overrides:
         print(f"  --set  -> {profile.overrides}")
     extra = {"SKIP_BAD_INPUTS": bool(args.skip_bad_inputs)}
-    results, data_hash = run_stages(plan, paths, data_dir, kernel=args.kernel, progress=not args.no_progress, extra=extra)
+    try:
+        results, data_hash = run_stages(plan, paths, data_dir, kernel=args.kernel, progress=not args.no_progress,
+                                        extra=extra)
+    except BaseException:  # interrupted or a dead kernel: the partly executed notebook still gets no machine path
+        make_private(paths, data_dir)
+        raise
     all_results = sorted(results + earlier_results(paths, stages, synthetic), key=lambda r: r.key)
     make_private(paths, data_dir, all_results)  # before the manifest hashes the tables; errors pseudonymised
     if not data_hash and data_dir.exists():
