@@ -29,7 +29,7 @@ from ctslib.io import sha256_tree
 from ctslib.paths import NOTEBOOKS_DIR, REPORTS_ROOT, STAGES, SYNTHETIC_ROOT, WORK_ROOT, RunPaths
 from ctslib.profiles import available_profiles, load_profile, parse_overrides
 from ctslib.report import build_manifest, git_commit, write_report
-from ctslib.runner import RunPlan, StageResult, declared_parameters, read_stamp, run_stages
+from ctslib.runner import RunPlan, StageResult, declared_parameters, make_private, read_stamp, run_stages
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -108,18 +108,27 @@ def main(argv: list[str] | None = None) -> int:
     if profile.overrides:
         print(f"  --set  -> {profile.overrides}")
     extra = {"SKIP_BAD_INPUTS": bool(args.skip_bad_inputs)}
-    results, data_hash = run_stages(plan, paths, data_dir, kernel=args.kernel, progress=not args.no_progress, extra=extra)
+    try:
+        results, data_hash = run_stages(plan, paths, data_dir, kernel=args.kernel, progress=not args.no_progress,
+                                        extra=extra)
+    except BaseException:  # interrupted or a dead kernel: the partly executed notebook still gets no machine path
+        make_private(paths, data_dir)
+        raise
     all_results = sorted(results + earlier_results(paths, stages, synthetic), key=lambda r: r.key)
+    make_private(paths, data_dir, all_results)  # before the manifest hashes the tables; errors pseudonymised
     if not data_hash and data_dir.exists():
         data_hash = sha256_tree(data_dir)
     params = {r.key: profile.parameters(r.key) for r in all_results}
     manifest = build_manifest(profile=profile.name, parameters=params, data_dir=data_dir, data_hash=data_hash,
                               results=all_results, paths=paths, started=started, git=commit)
     index = write_report(paths, manifest, all_results)
+    make_private(paths, data_dir)  # manifest.json and index.html quote the command line
     failed = [r for r in results if r.status == "failed"]
     if failed:
         r = failed[0]
         print(f"\nStage {r.key} ({r.stem}) failed: {r.error}\n"
+              "(as the report shows it: participant IDs pseudonymised, folders as <data>, <work> ...; "
+              "the FAILED line above names your file)\n"
               f"The executed notebook with the traceback: {paths.report / r.notebook}\n"
               f"Report so far: {index}", file=sys.stderr)
         return 1

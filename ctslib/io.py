@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import linecache
 import math
 import os
+import sys
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +30,28 @@ def _current_umask() -> int:
 
 
 _UMASK = _current_umask()
+
+
+def source_name(filename: str) -> str:
+    """A source file's path below the Python path entry that holds it: ``ctslib/evaluate/tables.py``, ``tqdm/auto.py``."""
+    full = os.path.abspath(filename)
+    names = [full[len(base) + 1:] for base in (os.path.abspath(e) for e in sys.path if e)
+             if full.startswith(base.rstrip(os.sep) + os.sep)]
+    return min(names, key=len) if names else os.path.basename(full)
+
+
+def format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                   line: str | None = None) -> str:
+    """Python's warning text with the source named below its package root, not by its absolute path.
+
+    Warnings printed in a notebook kernel land in the executed notebook, and a checkout's or a
+    virtual environment's path names a machine and a user.
+    """
+    source = (line if line is not None else linecache.getline(filename, lineno)).strip()
+    return f"{source_name(filename)}:{lineno}: {category.__name__}: {message}\n" + (f"  {source}\n" if source else "")
+
+
+warnings.formatwarning = format_warning  # every kernel imports ctslib.io before the study's code warns
 
 
 @contextmanager

@@ -12,6 +12,7 @@ Each verb prints what the notebook shows and writes the stage's tables, figures 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,8 @@ def open_stage(plane: str, data_dir: str | Path, work_dir: str | Path, report_di
 
     if plane not in PLANES:
         raise ValueError(f"plane must be one of {PLANES}, got {plane!r}")
-    paths = RunPaths(Path(work_dir), Path(report_dir))
+    # absolute (but through the kernel folder's links): Ray workers start in another folder
+    paths = RunPaths(Path(os.path.abspath(work_dir)), Path(os.path.abspath(report_dir)))
     layout = data_layout(data_dir)
     set_determinism(seed)
     if not paths.crops_csv.exists():
@@ -162,7 +164,7 @@ def training_figures(stage: ModelStage, history: pd.DataFrame, *, cv_folds: int)
             continue
         saved.append(save_figure(training_curves_figure(part, title=title, subtitle=stage.subtitle), file_name,
                                  stage.paths.figures))
-        print(saved[-1])
+        print(f"figures/{saved[-1].name}")  # report-relative: a machine path never reaches a report
     print("What this shows:", curves_sentence(history))
     return saved
 

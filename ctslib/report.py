@@ -115,8 +115,31 @@ def now_iso(timestamp: float | None = None) -> str:
     return moment.astimezone().isoformat(timespec="seconds")
 
 
-def effective_parameters(key: str, injected: dict[str, Any]) -> dict[str, Any]:
-    """Every parameter a stage ran with: its notebook's declared defaults overridden by what was injected."""
+def shown_folder(folder: Path, placeholder: str) -> str:
+    """A run folder for the record: relative to the project when inside it, else its placeholder."""
+    try:
+        return Path(folder).resolve().relative_to(PROJECT_ROOT).as_posix()
+    except ValueError:
+        return placeholder
+
+
+def run_folders(paths: RunPaths, data_dir: Path) -> dict[str, str]:
+    """The folders a run's stages read and wrote, as a reader may see them (never a machine path).
+
+    Inside the project they are project-relative (``work/default``); elsewhere ``<work>``, ``<report>``
+    and ``<data folder NAME>``, the form ``redact_data_path`` uses on the command line.
+    """
+    data = shown_folder(data_dir, f"<data folder {Path(data_dir).name}>")
+    return {"DATA_DIR": data, "WORK_DIR": shown_folder(paths.work, "<work>"),
+            "REPORT_DIR": shown_folder(paths.report, "<report>")}
+
+
+def effective_parameters(key: str, injected: dict[str, Any], folders: dict[str, str] | None = None) -> dict[str, Any]:
+    """Every parameter a stage ran with: its notebook's declared defaults overridden by what was injected.
+
+    ``folders`` (``run_folders``) replaces the notebooks' JupyterLab defaults of the run folders, which
+    are not what the run used.
+    """
     import ast
 
     from ctslib.runner import declared_parameters
@@ -127,7 +150,7 @@ def effective_parameters(key: str, injected: dict[str, Any]) -> dict[str, Any]:
             declared[name] = ast.literal_eval(spec.get("default", "None"))
         except (ValueError, SyntaxError):
             declared[name] = spec.get("default")
-    return {**declared, **{k: v for k, v in injected.items() if k in declared}}
+    return {**declared, **{k: v for k, v in {**(folders or {}), **injected}.items() if k in declared}}
 
 
 def _sha256(path: Path) -> str:
@@ -213,7 +236,7 @@ def build_manifest(
     effective = {}
     for r in result_list:
         try:
-            effective[r.key] = effective_parameters(r.key, parameters.get(r.key, {}))
+            effective[r.key] = effective_parameters(r.key, parameters.get(r.key, {}), run_folders(paths, data_dir))
         except Exception as err:  # a notebook that cannot be inspected must not lose the manifest
             effective[r.key] = {"error": f"{type(err).__name__}: {err}"}
     device = next((rec.get("tensorflow_device") for rec in records.values() if rec.get("tensorflow_device")), None)

@@ -40,8 +40,11 @@ DEPENDS: dict[str, tuple[str, ...]] = {
     "06": ("00", "01", "03", "04", "05"),
 }
 INJECTED = ("DATA_DIR", "WORK_DIR", "REPORT_DIR")
+KERNEL_DIR = ".run"
+"""Folder inside a run's work folder where the notebook kernels start; it holds links to the run's
+folders and data, so injected folders are run-relative and no machine path reaches an executed notebook."""
 DATA_LINK = "input_data"
-"""Name of the link to the data folder inside a run's work folder (see ``data_parameter``)."""
+"""Name of the link to a user's data folder inside the kernel folder (see ``data_parameter``)."""
 STAMP_FILE = ".stamp.json"
 
 
@@ -99,29 +102,103 @@ def stage_parameters(
     return params
 
 
+def link_to(link: Path, target: Path) -> bool:
+    """Point the symbolic link ``link`` at ``target`` (re-pointing an old link); False where it cannot be made.
+
+    A real file or folder named ``link`` is never removed.
+    """
+    try:
+        if link.is_symlink():
+            if Path(os.readlink(link)) == Path(target):
+                return True
+            link.unlink()
+        elif link.exists():
+            return False
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(target, target_is_directory=True)
+    except OSError:
+        return False
+    return True
+
+
+def kernel_folder(paths: RunPaths) -> Path:
+    """The folder the notebook kernels of a run start in (see ``KERNEL_DIR``)."""
+    return paths.work / KERNEL_DIR
+
+
 def data_parameter(data_dir: Path, work: Path, synthetic: bool) -> str:
-    """The ``DATA_DIR`` injected into notebooks: never the absolute path of a user's data folder.
+    """The ``DATA_DIR`` injected into notebooks: a path relative to the kernel folder ``<work>/.run``.
 
     A path can name a patient or a clinic, and executed notebooks land in ``reports/``. User data
-    (``--data``) are reached through a link ``<work>/input_data`` -> the data folder, injected as a
-    path relative to the notebooks folder (papermill's working folder); the synthetic default lies
-    inside the project and is injected relative to it. Where links cannot be made, the absolute
-    path is the fallback (and said so).
+    (``--data``) are reached through a link ``<work>/.run/input_data`` -> the data folder; the
+    synthetic default through ``<work>/.run/data`` -> its parent, so its folder keeps its name
+    (``data/smoke``). Where links cannot be made, the absolute path is the fallback (and said so);
+    the report's final scrub (``ctslib.privacy``) then hides it.
     """
+    run_dir = Path(work) / KERNEL_DIR
     if synthetic:
-        return os.path.relpath(data_dir, NOTEBOOKS_DIR)
-    link = Path(work) / DATA_LINK
-    link.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        if link.is_symlink() or link.exists():
-            if link.is_symlink() and Path(os.readlink(link)) == Path(data_dir):
-                return os.path.relpath(link, NOTEBOOKS_DIR)
-            link.unlink()
-        link.symlink_to(data_dir, target_is_directory=True)
-    except OSError as err:
-        print(f"note: cannot link the data folder into the work folder ({err}); notebooks get its absolute path")
+        link, value = run_dir / "data", f"data/{Path(data_dir).name}"
+        target = Path(data_dir).parent
+        target.mkdir(parents=True, exist_ok=True)
+    else:
+        link, value, target = run_dir / DATA_LINK, DATA_LINK, Path(data_dir)
+    if not link_to(link, target):
+        print(f"note: cannot link the data folder into {run_dir}; notebooks get its absolute path")
         return str(data_dir)
-    return os.path.relpath(link, NOTEBOOKS_DIR)
+    return value
+
+
+def injected_folders(paths: RunPaths, data_dir: Path, synthetic: bool) -> dict[str, str]:
+    """``DATA_DIR``, ``WORK_DIR`` and ``REPORT_DIR`` for the notebooks, relative to the kernel folder.
+
+    The kernel starts in ``<work>/.run``, which holds links ``work`` and ``report`` to the run's folders
+    and one to the data (``data_parameter``): the parameter cell of an executed notebook then reads
+    ``WORK_DIR = "work"``, never a machine path.
+    """
+    run_dir = kernel_folder(paths)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    paths.report.mkdir(parents=True, exist_ok=True)
+    out = {"DATA_DIR": data_parameter(data_dir, paths.work, synthetic)}
+    for name, link, target in (("WORK_DIR", "work", paths.work), ("REPORT_DIR", "report", paths.report)):
+        out[name] = link if link_to(run_dir / link, target) else str(target)
+    return out
+
+
+def report_prefixes(paths: RunPaths, data_dir: Path) -> list[tuple[str, str]]:
+    """Absolute folders of this run and machine that must not appear in its report, with their placeholders."""
+    from ctslib.privacy import known_prefixes
+
+    run_dir = kernel_folder(paths)
+    data = [run_dir / DATA_LINK, run_dir / "data" / Path(data_dir).name, paths.work / DATA_LINK, data_dir]
+    return known_prefixes(work=[run_dir / "work", paths.work], report=[run_dir / "report", paths.report],
+                          data=data, project=PROJECT_ROOT)
+
+
+def terminal_text(text: str, paths: RunPaths, data_dir: Path) -> str:
+    """An error for the terminal: the links of the kernel folder replaced by the user's own data folder."""
+    run_dir = kernel_folder(paths)
+    for link in (run_dir / DATA_LINK, run_dir / "data" / Path(data_dir).name):
+        text = text.replace(str(link), str(data_dir))
+    return text
+
+
+def make_private(paths: RunPaths, data_dir: Path, results: Iterable[StageResult] = ()) -> list[Path]:
+    """The report's final privacy pass: no machine path in any text file, no real ID in a failed stage's pages.
+
+    Error texts of ``results`` are pseudonymised and scrubbed in place (they go to the index and the
+    manifest). Returns the report files that changed.
+    """
+    from ctslib.privacy import id_replacements, private_text, scrub_report
+
+    prefixes = report_prefixes(paths, data_dir)
+    ids = id_replacements(paths.id_map_csv, Path(data_dir) / "cohort.csv")
+    failed = []
+    for result in results:
+        if result.error:
+            result.error = private_text(result.error, prefixes, ids)
+        if result.status == "failed":
+            failed += [result.notebook, f"{result.stem}.html"]
+    return scrub_report(paths.report, prefixes, replacements=ids, pseudonymise=failed)
 
 
 def compute_stamp(notebook: Path, params: dict[str, Any], upstream: dict[str, str], data_hash: str, lib_hash: str) -> str:
@@ -302,7 +379,7 @@ def execute_stage(
             str(executed),
             parameters=params,
             kernel_name=kernel,
-            cwd=str(NOTEBOOKS_DIR),
+            cwd=str(kernel_folder(paths) if kernel_folder(paths).is_dir() else NOTEBOOKS_DIR),
             progress_bar=progress,
             request_save_on_cell_execute=True,
         )
@@ -349,8 +426,9 @@ def run_stages(
     stamps: dict[str, str] = {}
     results: list[StageResult] = []
     data_hash = ""
-    injected = {"DATA_DIR": data_parameter(data_dir, paths.work, plan.synthetic), "WORK_DIR": str(paths.work),
-                "REPORT_DIR": str(paths.report), **(extra or {})}
+    injected = {**injected_folders(paths, data_dir, plan.synthetic), **(extra or {})}
+    # The injected folders are run-relative and the same for every run: the real ones go into the stamp.
+    folders = {"work": str(paths.work), "report": str(paths.report), **({"data": str(data_dir)} if plan.synthetic else {})}
     # Stamps of stages not planned in this invocation (e.g. --only 04) still feed their dependents.
     for key in STAGES:
         done = read_stamp(paths.stage_dir(key))
@@ -371,7 +449,7 @@ def run_stages(
             )
         params = stage_parameters(key, notebook, plan.parameters(key), plan.common_keys, injected)
         upstream = {d: stamps[d] for d in DEPENDS[key] if d in stamps}
-        stamp = compute_stamp(notebook, params, upstream, data_hash if key != "00" else "", lib_hash)
+        stamp = compute_stamp(notebook, {**params, "_folders": folders}, upstream, data_hash if key != "00" else "", lib_hash)
         done = read_stamp(paths.stage_dir(key))
         executed = paths.report / notebook.name
         outputs_present = executed.exists() and (key != "00" or data_dir.exists())
@@ -388,8 +466,11 @@ def run_stages(
             seconds, peak, outputs = execute_stage(key, params, paths, kernel=kernel, progress=progress)
         except pm.PapermillExecutionError as err:
             msg = f"{err.ename}: {err.evalue}"
+            with contextlib.suppress(Exception):  # the traceback page is a courtesy; the .ipynb holds it anyway
+                export_html(executed, executed.with_suffix(".html"))
+            # the terminal names the user's own file; the report gets the private text (make_private)
+            echo(f"{label}: FAILED in cell {err.exec_count}: {terminal_text(msg, paths, data_dir)}\n  traceback: {executed}")
             results.append(StageResult(key, notebook.name, "failed", error=msg, stamp=stamp))
-            echo(f"{label}: FAILED in cell {err.exec_count}: {msg}\n  traceback: {executed}")
             return results, data_hash
         result = StageResult(key, notebook.name, "ran", seconds, peak, outputs, stamp, machine=machine_line(cpu_info()))
         finished = datetime.datetime.now().astimezone().isoformat(timespec="seconds")  # with its time zone

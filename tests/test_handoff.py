@@ -141,17 +141,17 @@ def test_set_refuses_names_no_stage_declares_and_run_options():
 
 
 def test_data_dir_reaches_notebooks_through_a_link_in_the_work_folder(tmp_path):
-    from ctslib.paths import NOTEBOOKS_DIR, data_layout
-    from ctslib.runner import DATA_LINK, data_parameter
+    from ctslib.paths import data_layout
+    from ctslib.runner import DATA_LINK, KERNEL_DIR, data_parameter
 
     data = tmp_path / "Clinic_Doe_Jane" / "DATA"
     (data / "videos").mkdir(parents=True)
     work = tmp_path / "work"
     value = data_parameter(data, work, synthetic=False)
     assert "Clinic_Doe_Jane" not in value and not os.path.isabs(value)
-    link = work / DATA_LINK
-    assert link.is_symlink() and (NOTEBOOKS_DIR / value).resolve() == data.resolve()
-    assert "Clinic_Doe_Jane" not in str(data_layout(NOTEBOOKS_DIR / value).videos_dir)
+    link = work / KERNEL_DIR / DATA_LINK  # the kernel starts in <work>/.run
+    assert link.is_symlink() and (work / KERNEL_DIR / value).resolve() == data.resolve()
+    assert "Clinic_Doe_Jane" not in str(data_layout(work / KERNEL_DIR / value).videos_dir)
     other = tmp_path / "other"
     other.mkdir()
     data_parameter(other, work, synthetic=False)  # a second --data into the same work folder re-points the link
