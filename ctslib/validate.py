@@ -279,7 +279,11 @@ def _note_video_name(path: Path, check: DataCheck) -> None:
 
 def check_video_names(videos: Sequence[Path], wrists: list[tuple[int, str, str]] | None, layout: DataLayout,
                       check: DataCheck) -> None:
-    """Every video name must be a cohort wrist + known plane; every wrist needs a video per plane."""
+    """Every video name must be a cohort wrist + known plane; a wrist without a video for a plane is a warning.
+
+    A missing plane is a WARNING, not an ERROR, because the run accepts it: stage 02 leaves that
+    wrist out of the plane's model and says so on the report index (``ctslib.video.missing_video_warnings``).
+    """
     by_stem: dict[str, list[Path]] = {}
     for path in videos:
         by_stem.setdefault(canonical_stem(path.stem), []).append(path)
@@ -311,9 +315,10 @@ def check_video_names(videos: Sequence[Path], wrists: list[tuple[int, str, str]]
             continue
         for plane in PLANES:
             stem = video_stem(pid, side, plane)
-            if layout.find_video(stem) is None:
-                check.add("error", f"wrist {pid} {side} has no {plane} video (expected videos/{stem} {EXPECTED_VIDEO})",
-                          layout.cohort_csv, row=row)
+            if layout.find_video(stem) is None:  # the run goes on without it and warns on the index
+                check.add("warning", f"wrist {pid} {side} has no {plane} video (expected videos/{stem} {EXPECTED_VIDEO}); "
+                          f"the run goes on without it: the wrist is left out of the {plane} model "
+                          "(a warning on the report index)", layout.cohort_csv, row=row)
 
 
 # -- video contents ------------------------------------------------------------------------------

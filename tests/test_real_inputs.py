@@ -78,6 +78,23 @@ def test_missing_video_message_names_every_accepted_extension(data):
     assert "expected videos/S1_R_longitudinal with extension mp4, avi, dcm, mov, m4v, mkv (any letter case)" in problem.message
 
 
+def test_wrist_with_one_plane_is_a_warning_in_validate_and_on_the_run_index(data):
+    """Validate and the run agree: the run goes on without the plane, both say so (a WARNING, an index warning)."""
+    from ctslib.video import missing_video_warnings, video_jobs
+
+    (data.videos_dir / "S1_R_longitudinal.avi").unlink()
+    [problem] = problems(data)
+    assert problem.severity == "warning" and problem.file == "cohort.csv" and problem.row == 2
+    assert "wrist S1 R has no longitudinal video" in problem.message and "the run goes on without it" in problem.message
+    assert not [p for p in validate_data(data) if p.severity == "error"]
+    wrists = grade_cohort(read_cohort(data.cohort_csv), layout=data)
+    jobs, left_out = video_jobs(wrists)
+    assert len(jobs) == 5  # the run extracts every other video
+    wrist = wrists.loc[wrists["video_longitudinal"] == "", "wrist_id"].item()
+    [warning] = missing_video_warnings(left_out)
+    assert warning.startswith(f"{wrist}: no longitudinal video") and "S1" not in warning  # pseudonym, never the source id
+
+
 def test_same_video_in_two_letter_cases_is_ambiguous_and_refused(data):
     write_avi(data.videos_dir / "S1_L_Transverse.mp4", fourcc="mp4v")
     assert any("share the stem 'S1_L_transverse'" in p.message for p in problems(data))

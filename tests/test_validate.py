@@ -131,7 +131,8 @@ def test_problems_exit_1_and_are_all_printed_with_file_row_column(data, capsys):
     assert "cohort.csv, row 1, column 'dml_ms': not a number: 'abc'" in out
     assert "cohort.csv, row 3, column 'sex': unknown value 'X'" in out
     assert "cohort.csv, row 2: wrist S1 R has no longitudinal video" in out
-    assert "PROBLEMS: 3 error(s)" in out
+    assert "WARNING cohort.csv, row 2: wrist S1 R has no longitudinal video" in out  # the run goes on: a warning
+    assert "PROBLEMS: 2 error(s), 1 warning(s)" in out
 
 
 def test_usage_errors_exit_2(tmp_path, capsys):
