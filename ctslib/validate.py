@@ -47,6 +47,7 @@ from ctslib.cohort import (
     read_cohort,
     read_raw_cohort,
 )
+from ctslib.acquisition import spacing_notes
 from ctslib.errors import InputError
 from ctslib.paths import VIDEO_EXTENSIONS, DataLayout, canonical_stem, data_layout, is_os_litter, video_stem
 from ctslib.qc import match_accept_list, read_accept_list
@@ -227,6 +228,8 @@ def check_acquisition(layout: DataLayout, check: DataCheck) -> Acquisition | Non
         check.add_error(err)
         return None
     check.source = acquisition.source
+    for column, note in spacing_notes(acquisition):
+        check.add("note", note, layout.acquisition_json, column=column)
     return acquisition
 
 

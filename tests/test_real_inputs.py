@@ -299,3 +299,30 @@ def test_clinic_folder_runs_and_its_path_never_reaches_the_report(tmp_path):
     for path in report.rglob("*"):
         if path.is_file() and path.suffix in (".ipynb", ".json", ".html", ".csv", ".md"):
             assert "Clinic_Doe_Jane" not in path.read_text(encoding="utf-8", errors="replace"), path
+
+
+# -- pixel spacing plausibility ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spacing, where", [(0.01, "global"), (5.0, "override")], ids=["cm-typed", "override-too-large"])
+def test_implausible_pixel_spacing_is_an_error_in_validate_and_in_the_run(data, spacing, where):
+    raw = {"source": "real", "pixel_spacing_mm": [0.1, 0.1]}
+    if where == "global":
+        raw["pixel_spacing_mm"], column = [spacing, spacing], "pixel_spacing_mm"
+    else:
+        raw["videos"], column = {"S1_L_transverse": {"pixel_spacing_mm": spacing}}, "videos.S1_L_transverse.pixel_spacing_mm"
+    data.acquisition_json.write_text(json.dumps(raw))
+    [problem] = problems(data)
+    assert (problem.severity, problem.file, problem.column) == ("error", "acquisition.json", column)
+    assert f"implausible pixel spacing {spacing:g} mm" in problem.message and "check the unit" in problem.message
+    with pytest.raises(InputError, match=rf"acquisition.json, column '{column}': implausible pixel spacing"):
+        read_acquisition(data)  # every stage reads acquisition.json through this one reader
+
+
+def test_unusual_but_plausible_pixel_spacing_is_a_note(data):
+    data.acquisition_json.write_text(json.dumps({"source": "real", "pixel_spacing_mm": [0.4, 0.4]}))
+    assert problems(data) == []
+    assert any(n.startswith("acquisition.json: pixel spacing 0.4 mm is unusual") for n in notes(data))
+    assert read_acquisition(data).pixel_spacing_mm == (0.4, 0.4)
+    data.acquisition_json.write_text(json.dumps({"source": "real", "pixel_spacing_mm": [0.1, 0.1]}))
+    assert not any("pixel spacing" in n for n in notes(data))
