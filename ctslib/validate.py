@@ -35,6 +35,8 @@ import pandas as pd
 from ctslib import PLANES, SIDES
 from ctslib.cohort import (
     HANDS,
+    blank_row_error,
+    blank_rows,
     NCS_COLUMNS,
     SEXES,
     check_participant_id,
@@ -181,15 +183,21 @@ def check_cohort(layout: DataLayout, check: DataCheck) -> list[tuple[int, str, s
     # read_cohort stops at the first bad cell: apply its rule to each cell on its own.
     raw = read_raw_cohort(path)
     bad = pd.DataFrame(False, index=raw.index, columns=raw.columns)
+    blank = blank_rows(raw)
+    for row in blank:  # one error per blank row, not one per empty cell
+        check.add_error(blank_row_error(path, row))
+        bad.iloc[row - 1, :] = True
     for column, rule in _cell_checkers(path).items():
         for i, value in enumerate(raw[column]):
+            if i + 1 in blank:
+                continue
             try:
                 rule(pd.Series([value]))
             except InputError as err:
                 check.add_error(err, row=i + 1)
                 bad.iat[i, raw.columns.get_loc(column)] = True
     _check_rows(raw, bad, path, check)
-    check.participants, check.wrists = raw["participant_id"].replace("", np.nan).nunique(), len(raw)
+    check.participants, check.wrists = raw["participant_id"].replace("", np.nan).nunique(), len(raw) - len(blank)
     # A row with a bad side keeps its id (side ""): its videos are then not reported as unmatched.
     ok = ~bad["participant_id"]
     return [(i + 1, raw.at[i, "participant_id"], "" if bad.at[i, "side"] else code_of(raw.at[i, "side"], "side"))
@@ -206,10 +214,11 @@ def _check_rows(raw: pd.DataFrame, bad: pd.DataFrame, path: Path, check: DataChe
     except InputError as err:
         check.add_error(err)
     columns = ["sex", "age", "dominant_hand"]
-    if not bad[columns].to_numpy().any():  # compare only valid values (else a typo counts twice)
-        people = raw[["participant_id"]].assign(
-            sex=raw["sex"].map(lambda v: code_of(v, "sex")), age=raw["age"].astype(float),
-            dominant_hand=raw["dominant_hand"].map(lambda v: code_of(v, "dominant_hand")),
+    filled = raw[~bad.all(axis=1)]  # a wholly blank row is reported on its own
+    if not bad.loc[filled.index, columns].to_numpy().any():  # compare only valid values (else a typo counts twice)
+        people = filled[["participant_id"]].assign(
+            sex=filled["sex"].map(lambda v: code_of(v, "sex")), age=filled["age"].astype(float),
+            dominant_hand=filled["dominant_hand"].map(lambda v: code_of(v, "dominant_hand")),
         )
         try:
             check_participants_consistent(people, path)

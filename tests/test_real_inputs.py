@@ -133,11 +133,30 @@ def test_decimal_comma_in_a_comma_separated_file_stays_an_error(data):
         read_cohort(data.cohort_csv)
 
 
-def test_blank_row_between_wrists_is_still_an_error(data):
+@pytest.mark.parametrize("blank", [",,,,,,,", " , ,,,,,,"], ids=["commas", "spaces"])
+def test_blank_row_between_wrists_is_one_error_naming_the_row(data, blank):
+    """One clear error per blank row (not one per empty cell), the same in validate and in stage 01."""
     lines = COHORT.splitlines()
-    data.cohort_csv.write_text("\n".join([lines[0], lines[1], ",,,,,,,", *lines[2:]]) + "\n")
-    with pytest.raises(InputError, match=r"row 2, column 'participant_id': participant_id is blank"):
+    data.cohort_csv.write_text("\n".join([lines[0], lines[1], blank, *lines[2:]]) + "\n")
+    message = "blank row between wrists (every cell empty): delete the row, or fill in the wrist it stood for"
+    with pytest.raises(InputError, match=r"cohort.csv, row 2: blank row between wrists"):
         read_cohort(data.cohort_csv)
+    [problem] = problems(data)
+    assert (problem.severity, problem.file, problem.row, problem.column, problem.message) == (
+        "error", "cohort.csv", 2, None, message)
+
+
+def test_blank_row_beside_a_bad_cell_or_a_contradiction_is_reported_with_them(data):
+    lines = COHORT.splitlines()
+    bad_cell = [lines[0], lines[1], ",,,,,,,", lines[2], lines[3].replace("61", "sixty")]
+    data.cohort_csv.write_text("\n".join(bad_cell) + "\n")
+    found = [(p.row, p.column) for p in problems(data)]
+    assert found.count((2, None)) == 1 and (4, "age") in found and len(found) == 2
+    contradiction = [lines[0], lines[1], ",,,,,,,", lines[2].replace("S1,R,F,50", "S1,R,M,50"), lines[3]]
+    data.cohort_csv.write_text("\n".join(contradiction) + "\n")
+    found = problems(data)
+    assert [(p.row, p.column) for p in found].count((2, None)) == 1
+    assert any(p.row == 3 and "has sex 'M' here" in p.message for p in found)  # the blank row hides no other check
 
 
 def test_words_do_not_hide_a_contradiction(data):
