@@ -336,6 +336,44 @@ def check_video_names(videos: Sequence[Path], wrists: list[tuple[int, str, str]]
 # -- video contents ------------------------------------------------------------------------------
 
 
+def _file_digest(path: Path, chunk: int = 1 << 20) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_duplicate_videos(videos: Sequence[Path], check: DataCheck) -> None:
+    """WARNING for byte-identical video files filed under different names (wrists or planes).
+
+    One recording counted as two wrists gives the models the same frames twice, possibly on both
+    sides of a split. Only files of equal size are hashed (cheap on large folders).
+    """
+    by_size: dict[int, list[Path]] = {}
+    for path in videos:
+        by_size.setdefault(path.stat().st_size, []).append(path)
+    for same_size in by_size.values():
+        if len(same_size) < 2:
+            continue
+        by_digest: dict[str, list[Path]] = {}
+        for path in same_size:
+            by_digest.setdefault(_file_digest(path), []).append(path)
+        for copies in by_digest.values():
+            for path in copies[1:]:
+                check.add("warning", f"byte-identical to videos/{copies[0].name}: one recording filed under two names; "
+                          "its frames would count twice, as different wrists or planes (check which is right)", path)
+
+
+def note_single_frame(header: VideoHeader, check: DataCheck) -> None:
+    """NOTE for a video of one frame (a still image, e.g. a single-frame DICOM), which the run accepts."""
+    if header.n_frames == 1:
+        check.add("note", "a single frame (a still image, not a cine loop): stage 02 extracts that one frame, "
+                  "and QC cannot compare it with neighbouring frames", header.path)
+
+
 def check_video(path: Path, settings: VideoSettings, deep: bool, check: DataCheck) -> VideoHeader | None:
     """Open a video as stage 02 does and decode its first frame (``deep``: every frame).
 
@@ -485,6 +523,8 @@ def inspect_data(layout: DataLayout, deep: bool = False) -> DataCheck:
             unreadable.add(stem)
         else:
             headers[stem] = header
+            note_single_frame(header, check)
+    check_duplicate_videos([p for p in videos if layout.find_video(canonical_stem(p.stem)) == p], check)
     check_masks(layout, headers, {canonical_stem(p.stem) for p in videos}, check)
     check_accept_list(layout, headers, unreadable, check)
     return check

@@ -345,3 +345,26 @@ def test_unusual_but_plausible_pixel_spacing_is_a_note(data):
     assert read_acquisition(data).pixel_spacing_mm == (0.4, 0.4)
     data.acquisition_json.write_text(json.dumps({"source": "real", "pixel_spacing_mm": [0.1, 0.1]}))
     assert not any("pixel spacing" in n for n in notes(data))
+
+
+# -- single-frame and duplicated videos ----------------------------------------------------------
+
+
+def test_single_frame_video_is_read_with_a_note(data):
+    (data.videos_dir / "S1_R_transverse.avi").unlink()
+    write_avi(data.videos_dir / "S1_R_transverse.avi", n_frames=1, background=90)
+    assert problems(data) == []
+    assert any(n.startswith("videos/S1_R_transverse.avi: a single frame (a still image") for n in notes(data))
+    jobs = [VideoJob("P001_R", "P001", "R", "transverse", "mild", 1, "S1_R_transverse.avi")]
+    headers, skipped = probe_videos(jobs, data, read_acquisition(data))  # the run accepts it
+    assert not skipped and headers[jobs[0]].n_frames == 1
+
+
+def test_byte_identical_videos_under_different_wrists_are_a_warning(data):
+    import shutil
+
+    assert not any("byte-identical" in p.message for p in validate_data(data))  # the clean folder's videos differ
+    shutil.copyfile(data.videos_dir / "S1_L_transverse.avi", data.videos_dir / "S2_L_transverse.avi")
+    [problem] = problems(data)
+    assert (problem.severity, problem.file) == ("warning", "videos/S2_L_transverse.avi")
+    assert problem.message.startswith("byte-identical to videos/S1_L_transverse.avi")
