@@ -761,7 +761,8 @@ class FineTuning:
         val_fraction: share of the *training* participants whose masked frames only choose between
             the shipped and the fine-tuned weights (``choose_weights``); never the held-out ones.
         max_val_frames: at most this many validation frames, spread over each video (None: all).
-        min_dice_gain: the fine-tuned model must beat the shipped validation Dice by more than this.
+        min_score_gain: the fine-tuned model must beat the shipped validation ``frame_score`` by more than this.
+        max_dice_drop: ... and may lose at most this much validation Dice on nerve frames (``choose_weights``).
         seed: seeds the held-out and validation splits, the shuffle order and the augmentation.
     """
 
@@ -774,7 +775,8 @@ class FineTuning:
     empty_share: float = 0.5
     val_fraction: float = 0.25
     max_val_frames: int | None = 200
-    min_dice_gain: float = 0.0
+    min_score_gain: float = 0.0
+    max_dice_drop: float = 0.03
     seed: int = 0
 
 
@@ -834,36 +836,50 @@ def score_frames(
     return scores
 
 
-def choose_weights(shipped: pd.DataFrame, tuned: pd.DataFrame, min_dice_gain: float = 0.0) -> dict:
+def frame_score(summary: pd.Series) -> float:
+    """Mean per-frame score of a ``summarise_scores`` row: Dice on a frame showing a nerve, 1 for an
+    empty-truth frame left empty and 0 for one where a nerve was predicted (a crop of no nerve)."""
+    n = int(summary.n_nerve) + int(summary.n_true_empty)
+    dice_sum = float(summary.dice_mean) * int(summary.n_nerve) if summary.n_nerve else 0.0
+    return (dice_sum + int(summary.n_true_empty_pred_empty)) / n if n else float("nan")
+
+
+def choose_weights(shipped: pd.DataFrame, tuned: pd.DataFrame, min_score_gain: float = 0.0,
+                   max_dice_drop: float = 0.03) -> dict:
     """Keep the fine-tuned weights or the shipped ones, from both models' scores on validation frames.
 
-    Rule: the fine-tuned model is kept only if its mean Dice on validation frames that show a nerve
-    is higher than the shipped model's by more than ``min_dice_gain`` (strictly) **and** it predicts
-    a nerve on no more empty-truth validation frames than the shipped model. Without a validation
-    frame showing a nerve nothing can be compared, and the shipped weights are kept.
+    Rule: the fine-tuned model is kept only if (1) its ``frame_score`` on the validation frames is
+    higher than the shipped model's by more than ``min_score_gain`` (strictly) **and** (2) its mean
+    Dice on validation frames showing a nerve is at most ``max_dice_drop`` below the shipped model's.
+    (1) weighs both jobs of the segmenter, outlining a nerve and leaving an empty frame empty, per
+    frame; (2) stops a model that gains only by calling every frame empty. Without a validation frame
+    showing a nerve nothing can be compared, and the shipped weights are kept.
 
     Returns:
         dict with ``keep_fine_tuned`` (bool), ``reason`` (one sentence), and the numbers compared:
-        ``val_dice_shipped``, ``val_dice_fine_tuned``, ``val_nerve_frames``, ``val_empty_frames``,
-        ``val_empty_called_nerve_shipped``, ``val_empty_called_nerve_fine_tuned``.
+        ``val_score_shipped``, ``val_score_fine_tuned``, ``val_dice_shipped``, ``val_dice_fine_tuned``,
+        ``val_nerve_frames``, ``val_empty_frames``, ``val_empty_called_nerve_shipped``,
+        ``val_empty_called_nerve_fine_tuned``.
     """
     s, t = summarise_scores(shipped).iloc[-1], summarise_scores(tuned).iloc[-1]
-    numbers = {"val_dice_shipped": float(s.dice_mean), "val_dice_fine_tuned": float(t.dice_mean),
+    numbers = {"val_score_shipped": frame_score(s), "val_score_fine_tuned": frame_score(t),
+               "val_dice_shipped": float(s.dice_mean), "val_dice_fine_tuned": float(t.dice_mean),
                "val_nerve_frames": int(s.n_nerve), "val_empty_frames": int(s.n_true_empty),
                "val_empty_called_nerve_shipped": int(s.n_true_empty_pred_nerve),
                "val_empty_called_nerve_fine_tuned": int(t.n_true_empty_pred_nerve)}
     if s.n_nerve == 0:
         return {"keep_fine_tuned": False, **numbers,
                 "reason": "no validation frame shows a nerve, so fine-tuning could not be shown to help"}
-    dice = f"validation Dice {t.dice_mean:.3f} (fine-tuned) vs {s.dice_mean:.3f} (shipped) on {int(s.n_nerve)} frames"
-    empty = (f"nerve called on {int(t.n_true_empty_pred_nerve)} vs {int(s.n_true_empty_pred_nerve)} of "
-             f"{int(s.n_true_empty)} empty frames")
-    if not t.dice_mean > s.dice_mean + min_dice_gain:
-        return {"keep_fine_tuned": False, **numbers, "reason": f"fine-tuning did not raise the {dice}"}
-    if t.n_true_empty_pred_nerve > s.n_true_empty_pred_nerve:
+    detail = (f"validation Dice {t.dice_mean:.3f} (fine-tuned) vs {s.dice_mean:.3f} (shipped) on {int(s.n_nerve)} nerve "
+              f"frames, nerve called on {int(t.n_true_empty_pred_nerve)} vs {int(s.n_true_empty_pred_nerve)} of "
+              f"{int(s.n_true_empty)} empty frames")
+    score = f"frame score {numbers['val_score_fine_tuned']:.3f} vs {numbers['val_score_shipped']:.3f}"
+    if not numbers["val_score_fine_tuned"] > numbers["val_score_shipped"] + min_score_gain:
+        return {"keep_fine_tuned": False, **numbers, "reason": f"fine-tuning did not raise the validation {score} ({detail})"}
+    if t.dice_mean < s.dice_mean - max_dice_drop:
         return {"keep_fine_tuned": False, **numbers,
-                "reason": f"fine-tuning raised the {dice} but is worse at telling empty frames ({empty})"}
-    return {"keep_fine_tuned": True, **numbers, "reason": f"fine-tuning raised the {dice}; {empty}"}
+                "reason": f"fine-tuning lowered the validation Dice by more than {max_dice_drop:g} ({detail})"}
+    return {"keep_fine_tuned": True, **numbers, "reason": f"fine-tuning raised the validation {score} ({detail})"}
 
 
 def _validation_rows(rows: pd.DataFrame, max_frames: int | None) -> pd.DataFrame:
@@ -938,7 +954,7 @@ def fine_tune(
                                      presence_weight=tuning.presence_weight)
     val_after = score_frames(model, val_rows, frames_dir, masks_dir, **score)
     after = score_frames(model, heldout_rows, frames_dir, masks_dir, **score)
-    selection = choose_weights(val_before, val_after, tuning.min_dice_gain)
+    selection = choose_weights(val_before, val_after, tuning.min_score_gain, tuning.max_dice_drop)
     selection["val_participants"] = int(val_rows["participant_id"].nunique())
     if not selection["keep_fine_tuned"]:
         model.set_weights(shipped_weights)
