@@ -522,3 +522,25 @@ def test_choose_weights_rule_frame_score_strictly_higher_and_dice_not_much_lower
     assert not segment.choose_weights(scores([0.7], 0), scores([0.72], 0), min_score_gain=0.05)["keep_fine_tuned"]
     none = segment.choose_weights(scores([], 0), scores([], 0))
     assert not none["keep_fine_tuned"] and "no validation frame shows a nerve" in none["reason"]
+
+
+def test_fine_tuning_with_one_training_participant_is_not_run_and_says_so(tmp_path):
+    """Two masked participants, one held out: nobody is left to validate on, so the shipped weights stay."""
+    import pandas as pd
+
+    (tmp_path / "f").mkdir()
+    (tmp_path / "m").mkdir()
+    mask = np.zeros((20, 20), np.uint8)
+    mask[:, :10] = 255
+    ids = ["A_L_transverse_0000", "B_L_transverse_0000"]
+    for fid in ids:
+        cv2.imwrite(str(tmp_path / "f" / f"{fid}.png"), np.zeros((20, 20), np.uint8))
+        cv2.imwrite(str(tmp_path / "m" / f"{fid}.png"), mask)
+    masked = pd.DataFrame({"frame_id": ids, "plane": "transverse", "participant_id": ["A", "B"], "wrist_id": ["A_L", "B_L"]})
+    tuning = segment.FineTuning(epochs=1, batch_size=2, learning_rate=1e-3, max_train_frames=None, heldout_fraction=0.5)
+    seg = segment.adapt_segmenter(_HalfModel(), "finetune", masked, tmp_path / "f", tmp_path / "m", tuning, input_size=16)
+    assert seg["history"] is None and seg["selection"]["keep_fine_tuned"] is False
+    assert seg["mode_text"].startswith("shipped weights kept, not fine-tuned: only 1 training participant(s)")
+    assert seg["warning"].startswith("segmenter: the shipped weights were kept")
+    overall = seg["metrics"].set_index("plane").loc["all"]
+    assert overall.used and overall.n_nerve == 1 and overall.dice_mean == pytest.approx(1.0)
