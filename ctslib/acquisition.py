@@ -6,7 +6,8 @@ and, because burned-in text sits at the same place in every export of a scanner,
 ``text_bands`` to black out before any frame is saved. Per-video overrides win over the globals.
 
 Rules (docs/pipeline.md): ``source`` is required and must be "synthetic" or "real" (any letter
-case); ``pixel_spacing_mm`` is required ([row, col] or one number = isotropic); ``fps`` and ``probe``
+case); ``pixel_spacing_mm`` is required ([row, col] or one number = isotropic) and must lie in
+``PLAUSIBLE_SPACING_MM`` (a NOTE outside ``TYPICAL_SPACING_MM``); ``fps`` and ``probe``
 are optional; unknown top-level keys are free metadata; unknown per-video keys are errors (a
 misspelt override would otherwise be silently ignored).
 """
@@ -28,6 +29,14 @@ SOURCES: tuple[str, ...] = ("synthetic", "real")
 
 ACQUISITION_OVERRIDE_KEYS: tuple[str, ...] = ("pixel_spacing_mm", "fps", "text_bands")
 """Keys a per-video entry of ``videos`` may set."""
+
+PLAUSIBLE_SPACING_MM: tuple[float, float] = (0.02, 0.5)
+"""Pixel spacings (mm per pixel) outside this range are refused: wrist ultrasound with a small-parts
+probe stores about 0.03-0.3 mm per pixel (a 20-50 mm depth over 150-1000 rows); 0.01 looks like a
+value typed in cm. CSA and ``MIN_NERVE_AREA_MM2`` scale with the square of it."""
+
+TYPICAL_SPACING_MM: tuple[float, float] = (0.03, 0.3)
+"""Inside the plausible range but outside this one: accepted with a NOTE (``spacing_notes``)."""
 
 TextBands = tuple[tuple[float, float], ...]
 
@@ -78,7 +87,24 @@ def _spacing(value: Any, *, file: Path | str | None, column: str) -> tuple[float
         raise InputError(f"must be two numbers, got {value!r}", file=file, column=column) from None
     if not all(math.isfinite(v) and v > 0 for v in out):
         raise InputError(f"spacings must be positive, got {value!r}", file=file, column=column)
+    low, high = PLAUSIBLE_SPACING_MM
+    odd = [v for v in out if not low <= v <= high]
+    if odd:
+        raise InputError(f"implausible pixel spacing {odd[0]:g} mm (wrist ultrasound: plausible {low:g}-{high:g} mm per "
+                         f"pixel, typically {TYPICAL_SPACING_MM[0]:g}-{TYPICAL_SPACING_MM[1]:g}); check the unit "
+                         "(mm, not cm or µm)", file=file, column=column)
     return out
+
+
+def spacing_notes(acquisition: "Acquisition") -> list[tuple[str, str]]:
+    """``(column, note)`` for every spacing that is plausible but outside ``TYPICAL_SPACING_MM`` (near the edge)."""
+    low, high = TYPICAL_SPACING_MM
+    entries = [("pixel_spacing_mm", acquisition.pixel_spacing_mm)]
+    entries += [(f"videos.{stem}.pixel_spacing_mm", o["pixel_spacing_mm"]) for stem, o in acquisition.overrides.items()
+                if "pixel_spacing_mm" in o]
+    return [(column, f"pixel spacing {min(v) if min(v) < low else max(v):g} mm is unusual for wrist ultrasound "
+                     f"(typically {low:g}-{high:g} mm per pixel); accepted: check the unit")
+            for column, v in entries if min(v) < low or max(v) > high]
 
 
 def _fps(value: Any, *, file: Path | str | None, column: str) -> float | None:

@@ -74,6 +74,8 @@ def read_cohort(path: str | Path) -> pd.DataFrame:
     """
     path = Path(path)
     raw = read_raw_cohort(path)
+    for row in blank_rows(raw):
+        raise blank_row_error(path, row)
     cohort = pd.DataFrame({
         "participant_id": [check_participant_id(v, path, i + 1) for i, v in enumerate(raw["participant_id"])],
         "side": parse_codes(raw["side"], SIDES, path, "side"),
@@ -159,6 +161,20 @@ def cohort_notes(path: str | Path) -> list[str]:
     return notes
 
 
+def blank_rows(raw: pd.DataFrame) -> list[int]:
+    """1-based data rows of ``read_raw_cohort``'s table whose every cell is empty (between wrists)."""
+    return [int(i) + 1 for i in np.flatnonzero((raw == "").all(axis=1).to_numpy())]
+
+
+def blank_row_error(path: Path, row: int) -> InputError:
+    """One error for a wholly blank row between wrists (not one per empty cell).
+
+    Refused, unlike blank rows at the end: a gap between wrists may be a wrist whose values were lost.
+    """
+    return InputError("blank row between wrists (every cell empty): delete the row, or fill in the wrist it stood for",
+                      file=path, row=row)
+
+
 def check_participant_id(value: str, path: Path, row: int) -> str:
     if not value:
         raise InputError("participant_id is blank", file=path, row=row, column="participant_id")
@@ -220,15 +236,20 @@ def check_wrists_unique(cohort: pd.DataFrame, path: Path) -> None:
 
 
 def check_participants_consistent(cohort: pd.DataFrame, path: Path) -> None:
+    """Sex, age and dominant hand must agree on every row of a participant.
+
+    Rows are named by ``cohort``'s index (0-based position in the file's data rows), so a
+    table with some rows left out (blank ones) still names the right row.
+    """
     for column in ("sex", "age", "dominant_hand"):
         first = cohort.groupby("participant_id", sort=False)[column].transform("first")
         differs = (cohort[column] != first).to_numpy()
         if differs.any():
             i = int(np.flatnonzero(differs)[0])
             raise InputError(
-                f"participant {cohort.at[i, 'participant_id']} has {column} {cohort.at[i, column]!r} here "
+                f"participant {cohort['participant_id'].iat[i]} has {column} {cohort[column].iat[i]!r} here "
                 f"but {first.iat[i]!r} on another row",
-                file=path, row=i + 1, column=column,
+                file=path, row=int(cohort.index[i]) + 1, column=column,
             )
 
 

@@ -34,6 +34,7 @@ from ctslib.paths import DataLayout, RunPaths
 from ctslib.region import (
     OVERLAY_MIN_SHARE,
     Region,
+    distinct_frames,
     find_region,
     find_text_boxes,
     frame_quantiles,
@@ -109,6 +110,7 @@ class VideoScreen:
     text_boxes: tuple[tuple[int, int, int, int], ...]
     overlay_share: float
     preview: np.ndarray = field(repr=False)
+    text_searched: bool = True  # False: too few distinct frames to tell still text from still anatomy
 
     @property
     def has_overlay(self) -> bool:
@@ -200,12 +202,18 @@ def screen_video(header: VideoHeader, settings: ExtractionSettings) -> VideoScre
     boxes = tuple(find_text_boxes([region.crop(g) for g in grays])) if settings.detect_text else ()
     share = overlay_share([colour_frame(raw, header) for raw in raws], region, header.channel_order)
     median = frame_quantiles(grays, (0.5,))[0]
-    return VideoScreen(region=region, text_boxes=boxes, overlay_share=share, preview=region_preview(median, region, boxes))
+    searched = not settings.detect_text or len(distinct_frames(np.asarray(grays))) >= 3
+    return VideoScreen(region=region, text_boxes=boxes, overlay_share=share, preview=region_preview(median, region, boxes),
+                       text_searched=searched)
 
 
 def screen_warnings(label: str, screen: VideoScreen, settings: ExtractionSettings, text_bands: Sequence) -> list[str]:
     """Report-index warnings for one video's screening (burned-in text, colour overlays)."""
     out = []
+    if not screen.text_searched and not text_bands:
+        out.append(f"{label}: fewer than 3 distinct frames, so burned-in text inside the image cannot be told from "
+                   "anatomy and none was blacked out. If the scanner writes text there (exam id, date), set "
+                   "\"text_bands\" in acquisition.json or run_all.py --set TEXT_BANDS=...")
     if screen.text_boxes:
         advice = "" if text_bands else (" TEXT_BANDS is empty: if the scanner always writes text there, set "
                                         "\"text_bands\" in acquisition.json or run_all.py --set TEXT_BANDS=...")

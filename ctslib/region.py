@@ -10,7 +10,10 @@ text, and reports would show it). This module finds, per video, from a few of it
   The frame is cut to it only when there is still, non-black content outside it (UI); a video that
   is B-mode edge to edge (the synthetic default, most DICOM cines) keeps its full frame, and so do
   dark rows at the bottom of an image (deep tissue without echo) since black is not UI. A single
-  frame has no motion: the textured (speckled) area takes its place.
+  frame has no motion: the image is what is left when the flat UI background reaching the frame's
+  border is taken away (``single_frame_area``). Edge columns that hardly move (or are flat) are
+  trimmed (``trim_edges``): a settings column right beside the image ("MI 0.8") is not image.
+  Dim text on a black UI counts as UI too (``TEXT_SHARE``).
 * ``find_text_boxes``: burned-in text *inside* the region (an exam id, a date, a depth scale): small
   bright glyphs that stay still while the image moves, lined up in rows. Found boxes are blacked out
   in every frame (``blank_boxes``) before any frame is saved, so no report PNG shows them.
@@ -42,6 +45,23 @@ UI_SHARE: float = 0.005
 MIN_REGION_SHARE: float = 0.1
 """A moving area smaller than this share of the frame is not taken as the image region (scanner screens
 give the image a third to two thirds of the screen; a small moving thing is a cursor, a clock, a thumbnail)."""
+
+FLAT_LEVELS: float = 1.0
+"""Local standard deviation (grey levels, 5 x 5 pixels) up to which a single frame's pixel is flat:
+UI background is flat, B-mode speckle (even dark tissue) is not."""
+
+TEXT_SHARE: float = 5e-4
+"""Share of the frame that bright still strokes (text such as "MI 0.8") outside the image must reach
+to count as UI on their own, on a background too dark for ``UI_LEVEL``."""
+
+QUIET_SHARE: float = 0.8
+"""Share of the pixels outside a found region that must be still (or flat, in one frame) for text there
+to count as UI: a UI column is still around its text, an image strip is not."""
+
+EDGE_KEEP: float = 0.5
+"""An edge column of a found region is trimmed while its share of moving (or textured) pixels is below
+this fraction of the region's median share: a UI column beside the image flickers only where its text
+is (lossy codecs), the image moves in most of its pixels."""
 
 OVERLAY_SATURATION: float = 0.35
 """HSV saturation (0-1) above which a bright pixel is a colour overlay (B-mode is grey)."""
@@ -139,7 +159,7 @@ def _largest_component(mask: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def moving_area(frames: Sequence[np.ndarray] | np.ndarray, noise_levels: float = NOISE_LEVELS) -> tuple[np.ndarray, np.ndarray, str]:
-    """Pixels that belong to the B-mode image: moving over the frames, or textured in a single frame.
+    """Pixels that belong to the B-mode image: moving over the frames, or not flat UI in a single frame.
 
     Returns:
         (area mask, per-pixel still map: True where the pixel changes by no more than codec noise,
@@ -155,15 +175,51 @@ def moving_area(frames: Sequence[np.ndarray] | np.ndarray, noise_levels: float =
         cleaned = cv2.morphologyEx(cv2.morphologyEx(active, cv2.MORPH_CLOSE, close), cv2.MORPH_OPEN,
                                    np.ones((_odd(0.015 * side),) * 2, np.uint8))
     else:
-        # one frame: speckle is textured everywhere, UI text and edges only along thin lines, which an
-        # opening wider than a text line removes before the gaps of the speckle are closed
-        activity = local_std(stack[0])
-        method = "textured area"
-        active = (activity > max(noise_levels, 0.3 * float(np.quantile(activity, 0.9)))).astype(np.uint8)
-        cleaned = cv2.morphologyEx(cv2.morphologyEx(active, cv2.MORPH_OPEN, np.ones((_odd(0.07 * side),) * 2, np.uint8)),
-                                   cv2.MORPH_CLOSE, close)
+        area, activity = single_frame_area(stack[0])
+        return area, activity <= noise_levels, "textured area"
     area, _ = _largest_component(cleaned > 0)
     return area, activity <= noise_levels, method
+
+
+def single_frame_area(image: np.ndarray, flat_levels: float = FLAT_LEVELS) -> tuple[np.ndarray, np.ndarray]:
+    """The image area of one frame (no motion to go by), and its texture map (``local_std``, 5 x 5).
+
+    UI background is flat and reaches the frame's border; the B-mode image is not flat, even where it
+    is dark (speckle). The area is the largest region left once flat pixels connected to the border
+    are taken away and a small opening has cut off text glyphs and thin lines touching the image.
+    Black padding at the image's own edge counts as background (it carries no image).
+    """
+    texture = local_std(image, 5)
+    flat = (texture <= flat_levels).astype(np.uint8)
+    _, labels = cv2.connectedComponents(flat, connectivity=8)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    background = np.isin(labels, edge[edge > 0])  # label 0 = textured pixels
+    side = min(image.shape[:2])
+    candidate = cv2.morphologyEx((~background).astype(np.uint8), cv2.MORPH_OPEN,
+                                 np.ones((_odd(0.04 * side),) * 2, np.uint8))
+    area, _ = _largest_component(candidate > 0)
+    return area, texture
+
+
+def trim_edges(active: np.ndarray, box: tuple[int, int, int, int], keep: float = EDGE_KEEP) -> tuple[int, int, int, int]:
+    """``box`` (x0, y0, x1, y1) with its edge *columns* of few ``active`` pixels trimmed (see ``EDGE_KEEP``).
+
+    Only columns: scanners put settings panels beside the image, and the image's own edge rows are
+    rightly less active (the bright, still skin line on top; echo-free depth at the bottom).
+    """
+    x0, y0, x1, y1 = box
+    cols = active[y0:y1, x0:x1].mean(axis=0)
+    if not cols.size:
+        return box
+    inside = np.flatnonzero(cols >= keep * float(np.median(cols)))
+    return (x0 + int(inside[0]), y0, x0 + int(inside[-1]) + 1, y1) if inside.size else box
+
+
+def _strokes(mean: np.ndarray, contrast: float = 50.0) -> np.ndarray:
+    """Bright thin strokes (text, tick marks) of a grey image: its white top-hat above ``contrast``."""
+    size = _odd(max(mean.shape) * 0.02)
+    tophat = cv2.morphologyEx(np.clip(mean, 0, 255).astype(np.uint8), cv2.MORPH_TOPHAT, np.ones((size, size), np.uint8))
+    return tophat > contrast
 
 
 def find_region(
@@ -197,14 +253,38 @@ def find_region(
     if area.sum() < min_share * area.size:
         return Region.full(shape, "full frame (no image area found)")
     rows, cols = np.flatnonzero(area.any(axis=1)), np.flatnonzero(area.any(axis=0))
-    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    box = int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+    # the image moves (or is textured) in most of its pixels; an edge column that hardly does is UI
+    # that a lossy codec made flicker around its text, or that the area's morphology took in
+    active = ~still if len(stack) >= 3 and method == "moving image" else local_std(stack[len(stack) // 2], 5) > FLAT_LEVELS
+    x0, y0, x1, y1 = trim_edges(active & area_hull(area, box), box)
     outside = np.ones(shape, bool)
     outside[y0:y1, x0:x1] = False
     mean = stack.mean(axis=0)
-    ui = outside & (mean > ui_level) & (still if len(stack) >= 3 else True)
-    if ui.sum() < ui_share * ui.size:
+    still_here = still if len(stack) >= 3 else np.ones(shape, bool)
+    ui = outside & (mean > ui_level) & still_here
+    # text on a background too dark to count by level; only where the outside is UI-like (still, or
+    # flat in one frame): bright speckle in an image strip is no text
+    quiet = still if len(stack) >= 3 else local_std(stack[0], 5) <= FLAT_LEVELS
+    text = outside & _strokes(mean) & still_here
+    is_text = outside.any() and quiet[outside].mean() >= QUIET_SHARE and text.sum() >= TEXT_SHARE * text.size
+    if ui.sum() < ui_share * ui.size and not is_text:
         return Region.full(shape)
     return Region(x0, y0, x1, y1, (int(shape[0]), int(shape[1])), method)
+
+
+def area_hull(area: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The rows of ``area`` filled between their leftmost and rightmost pixel (inside ``box``): holes of
+    the image (echo-free tissue) count as image when edge strips are judged, gaps beside it do not."""
+    x0, y0, x1, y1 = box
+    hull = np.zeros_like(area, dtype=bool)
+    inside = area[y0:y1, x0:x1]
+    has = inside.any(axis=1)
+    first = np.argmax(inside, axis=1)
+    last = inside.shape[1] - 1 - np.argmax(inside[:, ::-1], axis=1)
+    for r in np.flatnonzero(has):
+        hull[y0 + r, x0 + first[r]:x0 + last[r] + 1] = True
+    return hull
 
 
 # -- burned-in text ------------------------------------------------------------------------------

@@ -35,6 +35,8 @@ import pandas as pd
 from ctslib import PLANES, SIDES
 from ctslib.cohort import (
     HANDS,
+    blank_row_error,
+    blank_rows,
     NCS_COLUMNS,
     SEXES,
     check_participant_id,
@@ -47,6 +49,7 @@ from ctslib.cohort import (
     read_cohort,
     read_raw_cohort,
 )
+from ctslib.acquisition import spacing_notes
 from ctslib.errors import InputError
 from ctslib.paths import VIDEO_EXTENSIONS, DataLayout, canonical_stem, data_layout, is_os_litter, video_stem
 from ctslib.qc import match_accept_list, read_accept_list
@@ -180,15 +183,21 @@ def check_cohort(layout: DataLayout, check: DataCheck) -> list[tuple[int, str, s
     # read_cohort stops at the first bad cell: apply its rule to each cell on its own.
     raw = read_raw_cohort(path)
     bad = pd.DataFrame(False, index=raw.index, columns=raw.columns)
+    blank = blank_rows(raw)
+    for row in blank:  # one error per blank row, not one per empty cell
+        check.add_error(blank_row_error(path, row))
+        bad.iloc[row - 1, :] = True
     for column, rule in _cell_checkers(path).items():
         for i, value in enumerate(raw[column]):
+            if i + 1 in blank:
+                continue
             try:
                 rule(pd.Series([value]))
             except InputError as err:
                 check.add_error(err, row=i + 1)
                 bad.iat[i, raw.columns.get_loc(column)] = True
     _check_rows(raw, bad, path, check)
-    check.participants, check.wrists = raw["participant_id"].replace("", np.nan).nunique(), len(raw)
+    check.participants, check.wrists = raw["participant_id"].replace("", np.nan).nunique(), len(raw) - len(blank)
     # A row with a bad side keeps its id (side ""): its videos are then not reported as unmatched.
     ok = ~bad["participant_id"]
     return [(i + 1, raw.at[i, "participant_id"], "" if bad.at[i, "side"] else code_of(raw.at[i, "side"], "side"))
@@ -205,10 +214,11 @@ def _check_rows(raw: pd.DataFrame, bad: pd.DataFrame, path: Path, check: DataChe
     except InputError as err:
         check.add_error(err)
     columns = ["sex", "age", "dominant_hand"]
-    if not bad[columns].to_numpy().any():  # compare only valid values (else a typo counts twice)
-        people = raw[["participant_id"]].assign(
-            sex=raw["sex"].map(lambda v: code_of(v, "sex")), age=raw["age"].astype(float),
-            dominant_hand=raw["dominant_hand"].map(lambda v: code_of(v, "dominant_hand")),
+    filled = raw[~bad.all(axis=1)]  # a wholly blank row is reported on its own
+    if not bad.loc[filled.index, columns].to_numpy().any():  # compare only valid values (else a typo counts twice)
+        people = filled[["participant_id"]].assign(
+            sex=filled["sex"].map(lambda v: code_of(v, "sex")), age=filled["age"].astype(float),
+            dominant_hand=filled["dominant_hand"].map(lambda v: code_of(v, "dominant_hand")),
         )
         try:
             check_participants_consistent(people, path)
@@ -227,6 +237,8 @@ def check_acquisition(layout: DataLayout, check: DataCheck) -> Acquisition | Non
         check.add_error(err)
         return None
     check.source = acquisition.source
+    for column, note in spacing_notes(acquisition):
+        check.add("note", note, layout.acquisition_json, column=column)
     return acquisition
 
 
@@ -279,7 +291,11 @@ def _note_video_name(path: Path, check: DataCheck) -> None:
 
 def check_video_names(videos: Sequence[Path], wrists: list[tuple[int, str, str]] | None, layout: DataLayout,
                       check: DataCheck) -> None:
-    """Every video name must be a cohort wrist + known plane; every wrist needs a video per plane."""
+    """Every video name must be a cohort wrist + known plane; a wrist without a video for a plane is a warning.
+
+    A missing plane is a WARNING, not an ERROR, because the run accepts it: stage 02 leaves that
+    wrist out of the plane's model and says so on the report index (``ctslib.video.missing_video_warnings``).
+    """
     by_stem: dict[str, list[Path]] = {}
     for path in videos:
         by_stem.setdefault(canonical_stem(path.stem), []).append(path)
@@ -311,12 +327,51 @@ def check_video_names(videos: Sequence[Path], wrists: list[tuple[int, str, str]]
             continue
         for plane in PLANES:
             stem = video_stem(pid, side, plane)
-            if layout.find_video(stem) is None:
-                check.add("error", f"wrist {pid} {side} has no {plane} video (expected videos/{stem} {EXPECTED_VIDEO})",
-                          layout.cohort_csv, row=row)
+            if layout.find_video(stem) is None:  # the run goes on without it and warns on the index
+                check.add("warning", f"wrist {pid} {side} has no {plane} video (expected videos/{stem} {EXPECTED_VIDEO}); "
+                          f"the run goes on without it: the wrist is left out of the {plane} model "
+                          "(a warning on the report index)", layout.cohort_csv, row=row)
 
 
 # -- video contents ------------------------------------------------------------------------------
+
+
+def _file_digest(path: Path, chunk: int = 1 << 20) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_duplicate_videos(videos: Sequence[Path], check: DataCheck) -> None:
+    """WARNING for byte-identical video files filed under different names (wrists or planes).
+
+    One recording counted as two wrists gives the models the same frames twice, possibly on both
+    sides of a split. Only files of equal size are hashed (cheap on large folders).
+    """
+    by_size: dict[int, list[Path]] = {}
+    for path in videos:
+        by_size.setdefault(path.stat().st_size, []).append(path)
+    for same_size in by_size.values():
+        if len(same_size) < 2:
+            continue
+        by_digest: dict[str, list[Path]] = {}
+        for path in same_size:
+            by_digest.setdefault(_file_digest(path), []).append(path)
+        for copies in by_digest.values():
+            for path in copies[1:]:
+                check.add("warning", f"byte-identical to videos/{copies[0].name}: one recording filed under two names; "
+                          "its frames would count twice, as different wrists or planes (check which is right)", path)
+
+
+def note_single_frame(header: VideoHeader, check: DataCheck) -> None:
+    """NOTE for a video of one frame (a still image, e.g. a single-frame DICOM), which the run accepts."""
+    if header.n_frames == 1:
+        check.add("note", "a single frame (a still image, not a cine loop): stage 02 extracts that one frame, "
+                  "and QC cannot compare it with neighbouring frames", header.path)
 
 
 def check_video(path: Path, settings: VideoSettings, deep: bool, check: DataCheck) -> VideoHeader | None:
@@ -468,6 +523,8 @@ def inspect_data(layout: DataLayout, deep: bool = False) -> DataCheck:
             unreadable.add(stem)
         else:
             headers[stem] = header
+            note_single_frame(header, check)
+    check_duplicate_videos([p for p in videos if layout.find_video(canonical_stem(p.stem)) == p], check)
     check_masks(layout, headers, {canonical_stem(p.stem) for p in videos}, check)
     check_accept_list(layout, headers, unreadable, check)
     return check

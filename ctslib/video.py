@@ -875,6 +875,17 @@ def video_jobs(wrists: pd.DataFrame, planes: Sequence[str] = ("transverse", "lon
     return jobs, pd.DataFrame(left_out, columns=["wrist_id", "plane", "why"])
 
 
+def missing_video_warnings(left_out: pd.DataFrame) -> list[str]:
+    """One report-index warning per graded wrist-plane without a video file (``video_jobs``' ``left_out``).
+
+    Names the pseudonymised wrist and the plane (never the source id); ``ctslib.validate`` gives
+    the same finding as a WARNING naming the cohort row, so the check and the run agree.
+    """
+    missing = left_out[left_out["why"] == "no video file"]
+    return [f"{row.wrist_id}: no {row.plane} video in the data folder; the wrist is left out of the {row.plane} "
+            "model and its other plane is used (see ctslib.validate)." for row in missing.itertuples(index=False)]
+
+
 def skip_record(job: VideoJob, step: str, error: InputError) -> dict[str, str]:
     """One row of the ``skipped_inputs`` table: the pseudonymised video and why it was skipped.
 

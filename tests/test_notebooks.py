@@ -177,3 +177,26 @@ def test_smoke_synthetic_videos_are_not_cut_and_the_manifest_names_the_data(smok
     assert rec02["n_cut_to_region"] == 0 and rec02["n_text_videos"] == 0  # B-mode edge to edge, no text
     assert (smoke_run.paths.report / "figures" / "image_regions.png").exists()
     assert smoke_run.manifest["data"]["name"] == "smoke" and "dir" not in smoke_run.manifest["data"]
+
+
+@pytest.mark.notebooks
+def test_smoke_segmenter_choice_is_recorded_tabled_and_warned_alike(smoke_run) -> None:
+    """Stage 03 says which weights cut the crops, and why, in its records, tables/segmenter and the index."""
+    import pandas as pd
+
+    rec = smoke_run.records("03")
+    assert rec["seg_mode"] == "finetune"  # the synthetic smoke data have masks
+    kept = rec["seg_fine_tuned_kept"]
+    assert kept == (rec["seg_val_score_fine_tuned"] > rec["seg_val_score_shipped"]  # ctslib.segment.choose_weights
+                    and rec["seg_val_dice_fine_tuned"] >= rec["seg_val_dice_shipped"] - 0.03)
+    assert rec["seg_val_participants"] >= 1 and rec["seg_val_nerve_frames"] >= 1
+    assert rec["seg_selection_reason"] in rec["seg_mode_text"]
+    table = pd.read_csv(smoke_run.paths.tables / "segmenter.csv")
+    assert table["kept"].tolist() == ["fine-tuned" if kept else "shipped"]
+    metrics = pd.read_csv(smoke_run.paths.tables / "segmentation_metrics.csv")
+    used = metrics[metrics["used"].astype(bool) & (metrics["plane"] == "all")]
+    assert used["model"].tolist() == ["fine-tuned" if kept else "shipped (before fine-tuning)"]
+    assert rec["seg_dice_heldout"] == pytest.approx(used["dice_mean"].iloc[0])
+    warnings = json.loads((smoke_run.paths.report / "warnings.json").read_text()).get("03", [])
+    shipped_warnings = [w for w in warnings if w.startswith("segmenter: the shipped weights were kept")]
+    assert len(shipped_warnings) == (0 if kept else 1)

@@ -78,6 +78,23 @@ def test_missing_video_message_names_every_accepted_extension(data):
     assert "expected videos/S1_R_longitudinal with extension mp4, avi, dcm, mov, m4v, mkv (any letter case)" in problem.message
 
 
+def test_wrist_with_one_plane_is_a_warning_in_validate_and_on_the_run_index(data):
+    """Validate and the run agree: the run goes on without the plane, both say so (a WARNING, an index warning)."""
+    from ctslib.video import missing_video_warnings, video_jobs
+
+    (data.videos_dir / "S1_R_longitudinal.avi").unlink()
+    [problem] = problems(data)
+    assert problem.severity == "warning" and problem.file == "cohort.csv" and problem.row == 2
+    assert "wrist S1 R has no longitudinal video" in problem.message and "the run goes on without it" in problem.message
+    assert not [p for p in validate_data(data) if p.severity == "error"]
+    wrists = grade_cohort(read_cohort(data.cohort_csv), layout=data)
+    jobs, left_out = video_jobs(wrists)
+    assert len(jobs) == 5  # the run extracts every other video
+    wrist = wrists.loc[wrists["video_longitudinal"] == "", "wrist_id"].item()
+    [warning] = missing_video_warnings(left_out)
+    assert warning.startswith(f"{wrist}: no longitudinal video") and "S1" not in warning  # pseudonym, never the source id
+
+
 def test_same_video_in_two_letter_cases_is_ambiguous_and_refused(data):
     write_avi(data.videos_dir / "S1_L_Transverse.mp4", fourcc="mp4v")
     assert any("share the stem 'S1_L_transverse'" in p.message for p in problems(data))
@@ -116,11 +133,30 @@ def test_decimal_comma_in_a_comma_separated_file_stays_an_error(data):
         read_cohort(data.cohort_csv)
 
 
-def test_blank_row_between_wrists_is_still_an_error(data):
+@pytest.mark.parametrize("blank", [",,,,,,,", " , ,,,,,,"], ids=["commas", "spaces"])
+def test_blank_row_between_wrists_is_one_error_naming_the_row(data, blank):
+    """One clear error per blank row (not one per empty cell), the same in validate and in stage 01."""
     lines = COHORT.splitlines()
-    data.cohort_csv.write_text("\n".join([lines[0], lines[1], ",,,,,,,", *lines[2:]]) + "\n")
-    with pytest.raises(InputError, match=r"row 2, column 'participant_id': participant_id is blank"):
+    data.cohort_csv.write_text("\n".join([lines[0], lines[1], blank, *lines[2:]]) + "\n")
+    message = "blank row between wrists (every cell empty): delete the row, or fill in the wrist it stood for"
+    with pytest.raises(InputError, match=r"cohort.csv, row 2: blank row between wrists"):
         read_cohort(data.cohort_csv)
+    [problem] = problems(data)
+    assert (problem.severity, problem.file, problem.row, problem.column, problem.message) == (
+        "error", "cohort.csv", 2, None, message)
+
+
+def test_blank_row_beside_a_bad_cell_or_a_contradiction_is_reported_with_them(data):
+    lines = COHORT.splitlines()
+    bad_cell = [lines[0], lines[1], ",,,,,,,", lines[2], lines[3].replace("61", "sixty")]
+    data.cohort_csv.write_text("\n".join(bad_cell) + "\n")
+    found = [(p.row, p.column) for p in problems(data)]
+    assert found.count((2, None)) == 1 and (4, "age") in found and len(found) == 2
+    contradiction = [lines[0], lines[1], ",,,,,,,", lines[2].replace("S1,R,F,50", "S1,R,M,50"), lines[3]]
+    data.cohort_csv.write_text("\n".join(contradiction) + "\n")
+    found = problems(data)
+    assert [(p.row, p.column) for p in found].count((2, None)) == 1
+    assert any(p.row == 3 and "has sex 'M' here" in p.message for p in found)  # the blank row hides no other check
 
 
 def test_words_do_not_hide_a_contradiction(data):
@@ -282,3 +318,53 @@ def test_clinic_folder_runs_and_its_path_never_reaches_the_report(tmp_path):
     for path in report.rglob("*"):
         if path.is_file() and path.suffix in (".ipynb", ".json", ".html", ".csv", ".md"):
             assert "Clinic_Doe_Jane" not in path.read_text(encoding="utf-8", errors="replace"), path
+
+
+# -- pixel spacing plausibility ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spacing, where", [(0.01, "global"), (5.0, "override")], ids=["cm-typed", "override-too-large"])
+def test_implausible_pixel_spacing_is_an_error_in_validate_and_in_the_run(data, spacing, where):
+    raw = {"source": "real", "pixel_spacing_mm": [0.1, 0.1]}
+    if where == "global":
+        raw["pixel_spacing_mm"], column = [spacing, spacing], "pixel_spacing_mm"
+    else:
+        raw["videos"], column = {"S1_L_transverse": {"pixel_spacing_mm": spacing}}, "videos.S1_L_transverse.pixel_spacing_mm"
+    data.acquisition_json.write_text(json.dumps(raw))
+    [problem] = problems(data)
+    assert (problem.severity, problem.file, problem.column) == ("error", "acquisition.json", column)
+    assert f"implausible pixel spacing {spacing:g} mm" in problem.message and "check the unit" in problem.message
+    with pytest.raises(InputError, match=rf"acquisition.json, column '{column}': implausible pixel spacing"):
+        read_acquisition(data)  # every stage reads acquisition.json through this one reader
+
+
+def test_unusual_but_plausible_pixel_spacing_is_a_note(data):
+    data.acquisition_json.write_text(json.dumps({"source": "real", "pixel_spacing_mm": [0.4, 0.4]}))
+    assert problems(data) == []
+    assert any(n.startswith("acquisition.json: pixel spacing 0.4 mm is unusual") for n in notes(data))
+    assert read_acquisition(data).pixel_spacing_mm == (0.4, 0.4)
+    data.acquisition_json.write_text(json.dumps({"source": "real", "pixel_spacing_mm": [0.1, 0.1]}))
+    assert not any("pixel spacing" in n for n in notes(data))
+
+
+# -- single-frame and duplicated videos ----------------------------------------------------------
+
+
+def test_single_frame_video_is_read_with_a_note(data):
+    (data.videos_dir / "S1_R_transverse.avi").unlink()
+    write_avi(data.videos_dir / "S1_R_transverse.avi", n_frames=1, background=90)
+    assert problems(data) == []
+    assert any(n.startswith("videos/S1_R_transverse.avi: a single frame (a still image") for n in notes(data))
+    jobs = [VideoJob("P001_R", "P001", "R", "transverse", "mild", 1, "S1_R_transverse.avi")]
+    headers, skipped = probe_videos(jobs, data, read_acquisition(data))  # the run accepts it
+    assert not skipped and headers[jobs[0]].n_frames == 1
+
+
+def test_byte_identical_videos_under_different_wrists_are_a_warning(data):
+    import shutil
+
+    assert not any("byte-identical" in p.message for p in validate_data(data))  # the clean folder's videos differ
+    shutil.copyfile(data.videos_dir / "S1_L_transverse.avi", data.videos_dir / "S2_L_transverse.avi")
+    [problem] = problems(data)
+    assert (problem.severity, problem.file) == ("warning", "videos/S2_L_transverse.avi")
+    assert problem.message.startswith("byte-identical to videos/S1_L_transverse.avi")

@@ -22,6 +22,7 @@ from ctslib.acquisition import read_acquisition
 from ctslib.extraction import ExtractionSettings, emptied_warnings, extract_frames, probe_videos
 from ctslib.paths import USGRA_SEG_DIR, DataLayout, RunPaths
 from ctslib.video import VideoJob
+from conftest import requires_usgra
 from test_qc import clean_video
 
 TOP, LEFT = 40, 16  # where the image sits on the screen
@@ -213,3 +214,100 @@ def test_masks_on_no_extracted_frame_and_skipped_videos_are_warnings(tmp_path):
     assert any("none of its 2 nerve mask(s) is on a frame extracted at 5 fps" in w for w in result.warnings)
     assert any(w.startswith("1 video(s) skipped as unreadable") for w in result.warnings)
     assert result.skipped[["wrist_id", "plane", "step"]].values.tolist() == [["P001_L", "longitudinal", "open"]]
+
+
+# -- single frames and UI columns ------------------------------------------------------------------
+
+
+def column_capture(image: np.ndarray, *, level: int = 12) -> np.ndarray:
+    """A grey frame: the B-mode image with a still, dark settings column right beside it (no gap),
+    its text ("MI 0.8" ...) drawn by cv2.putText, and a dark band under both."""
+    h, w = image.shape
+    canvas = np.full((h + 20, w + 90), level, np.uint8)
+    canvas[10:h + 10, :w] = image
+    for k, line in enumerate(("MI 0.8", "TIs 0.1", "G 52", "D 3.0")):
+        cv2.putText(canvas, line, (w + 8, 40 + 28 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 220, 1)
+    return canvas
+
+
+def through_codec(path: Path, frames: list[np.ndarray], fourcc: str) -> np.ndarray:
+    """Grey frames written as a lossy video and read back (the codec makes the UI's text flicker)."""
+    h, w = frames[0].shape
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 10, (w, h))
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    capture, out = cv2.VideoCapture(str(path)), []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return np.stack(out)
+        out.append(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
+
+
+@pytest.mark.parametrize("fourcc", ["MJPG", "mp4v"])
+@pytest.mark.parametrize("level", [12, 30], ids=["black-column", "grey-column"])
+def test_ui_column_beside_the_image_is_cut_off_in_a_video_and_in_one_frame(tmp_path, fourcc, level):
+    content = clean_video(n=10, seed=3)
+    w = content.shape[2]
+    frames = through_codec(tmp_path / "capture.avi", [column_capture(image, level=level) for image in content], fourcc)
+    text_x = int(np.flatnonzero((column_capture(np.zeros_like(content[0])) > 100).any(axis=0))[0])
+    for found in (R.find_region(frames), R.find_region(frames[:1])):
+        assert found.is_cropped, found
+        assert w - 4 <= found.x1 <= text_x, found  # every pixel of "MI 0.8" ... lies outside the region
+        assert found.x0 <= 2 and found.y0 <= 12 and found.y1 >= w + 8, found
+
+
+def test_single_frame_screen_capture_is_cut_to_its_image(tmp_path):
+    """One frame (a single-frame DICOM, a screenshot): no motion, the flat UI around the image gives it away."""
+    content = clean_video(n=1, seed=3)
+    h, w = content.shape[1:]
+    frame = cv2.cvtColor(screen(content[0]), cv2.COLOR_BGR2GRAY)
+    found = R.find_region(frame[None])
+    assert found.method == "textured area"
+    assert LEFT - 3 <= found.x0 and TOP - 3 <= found.y0 and found.x1 <= LEFT + w + 3 and found.y1 <= TOP + h + 3, found
+    assert (found.x1 - found.x0) * (found.y1 - found.y0) >= 0.9 * h * w
+    plain = R.find_region(content[:1])  # B-mode edge to edge: its full frame
+    assert not plain.is_cropped
+
+
+@pytest.mark.realdata
+@requires_usgra
+def test_real_pixel_single_frames_are_cut_to_the_image_never_into_the_ui():
+    """Real B-mode (usgra-seg) in a screen and beside a settings column, one frame each: the region stays
+    inside the image and covers most of its content (the images' own black letterbox may be left out)."""
+    paths = sorted((USGRA_SEG_DIR / "dataset" / "images").glob("*.png"))[::6]
+    covered = []
+    for path in paths:
+        image = cv2.resize(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE), (256, 256), interpolation=cv2.INTER_AREA)
+        rows, cols = np.flatnonzero(image.max(axis=1) > 10), np.flatnonzero(image.max(axis=0) > 10)
+        for frame, (dx, dy) in ((cv2.cvtColor(screen(image), cv2.COLOR_BGR2GRAY), (LEFT, TOP)),
+                                (column_capture(image), (0, 10))):
+            found = R.find_region(frame[None])
+            assert found.is_cropped, (path.name, found)
+            assert found.x0 >= dx - 4 and found.y0 >= dy - 4 and found.x1 <= dx + 260 and found.y1 <= dy + 260, (path.name, found)
+            x0, y0, x1, y1 = cols[0] + dx, rows[0] + dy, cols[-1] + 1 + dx, rows[-1] + 1 + dy
+            inter = max(0, min(found.x1, x1) - max(found.x0, x0)) * max(0, min(found.y1, y1) - max(found.y0, y0))
+            covered.append(inter / ((x1 - x0) * (y1 - y0)))
+    assert np.mean(np.array(covered) >= 0.85) >= 0.8, np.round(covered, 2)
+
+
+def test_single_frame_capture_through_stage_02_is_cut_and_warns_that_text_was_not_searched(tmp_path):
+    from ctslib.extraction import screen_video, screen_warnings
+
+    content = clean_video(n=1, seed=3)
+    layout = DataLayout(tmp_path / "data")
+    layout.videos_dir.mkdir(parents=True)
+    layout.acquisition_json.write_text(json.dumps({"source": "real", "pixel_spacing_mm": [0.05, 0.05], "fps": 10}))
+    write_video(layout.videos_dir / "S1_L_transverse.avi", [screen(content[0])])
+    job = VideoJob("P001_L", "P001", "L", "transverse", "mild", 1, "S1_L_transverse.avi")
+    headers, _ = probe_videos([job], layout, read_acquisition(layout))
+    assert headers[job].n_frames == 1
+    settings = ExtractionSettings(frame_size=64)
+    found = screen_video(headers[job], settings)
+    h, w = content.shape[1:]
+    assert found.region.is_cropped and found.region.method == "textured area"
+    assert LEFT - 3 <= found.region.x0 and found.region.x1 <= LEFT + w + 3 and TOP - 3 <= found.region.y0
+    [warning] = screen_warnings(job.label, found, settings, text_bands=())
+    assert warning.startswith("P001_L_transverse: fewer than 3 distinct frames") and "text_bands" in warning
+    assert screen_warnings(job.label, found, settings, text_bands=((0.0, 0.06),)) == []  # bands set: nothing to say

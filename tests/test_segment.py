@@ -419,3 +419,128 @@ def test_forward_batches_equals_keras_predict_with_the_same_batches():
     model = segment.build_unet(input_size=32, base_filters=4, depth=2)
     x = np.random.default_rng(0).random((37, 32, 32, 1), dtype=np.float32)  # a ragged last batch
     np.testing.assert_array_equal(segment.forward_batches(model, x, 16), model.predict(x, batch_size=16, verbose=0))
+
+
+def _masked_folder(tmp_path, n_participants: int, per_participant: int, size: int, seed: int):
+    """Frames + masks of ellipses on ``tmp_path`` for ``n_participants``, two of every participant's frames empty."""
+    import pandas as pd
+
+    frames_dir, masks_dir = tmp_path / "frames", tmp_path / "masks"
+    frames_dir.mkdir()
+    masks_dir.mkdir()
+    n = n_participants * per_participant
+    images, masks = ellipse_set(n, size, seed=seed)
+    rows = []
+    for k in range(n):
+        pid, j = f"P{k // per_participant:03d}", k % per_participant
+        image, mask = images[k, ..., 0], masks[k, ..., 0]
+        if j < 2:  # the plane left the nerve: speckle only, empty mask
+            image, mask = np.random.default_rng(k).uniform(0.0, 0.35, image.shape), np.zeros_like(mask)
+        fid = f"{pid}_L_transverse_{j:04d}"
+        cv2.imwrite(str(frames_dir / f"{fid}.png"), (image * 255).astype(np.uint8))
+        cv2.imwrite(str(masks_dir / f"{fid}.png"), (mask * 255).astype(np.uint8))
+        rows.append({"frame_id": fid, "wrist_id": f"{pid}_L", "participant_id": pid, "plane": "transverse",
+                     "kept": True})
+    return pd.DataFrame(rows), frames_dir, masks_dir
+
+
+def _trained_segmenter(size: int, seed: int):
+    """A tiny U-Net trained on other ellipses: a stand-in for the shipped, already good segmenter."""
+    set_determinism(seed)
+    x, y = ellipse_set(48, size, seed=seed + 100)
+    model, _ = segment.train_segmenter(x, y, epochs=8, batch_size=8, learning_rate=3e-3, depth=2, base_filters=4,
+                                       seed=seed)
+    return model
+
+
+def test_fine_tuning_that_lowers_validation_dice_keeps_the_shipped_weights(tmp_path):
+    """A learning rate that wrecks the model: validation Dice drops, so the shipped weights come back."""
+    from ctslib.pretrained import weights_hash
+
+    masked, frames_dir, masks_dir = _masked_folder(tmp_path, 8, 6, 32, seed=5)
+    shipped = _trained_segmenter(32, seed=5)
+    shipped_hash = weights_hash(shipped)
+    wreck = segment.FineTuning(epochs=2, batch_size=8, learning_rate=50.0, max_train_frames=None,
+                               heldout_fraction=0.25, val_fraction=0.34, seed=5)
+    seg = segment.adapt_segmenter(shipped, "finetune", masked, frames_dir, masks_dir, wreck, input_size=32)
+    tuned, selection = seg["tuned"], seg["selection"]
+    assert selection["val_dice_shipped"] > 0.5  # the stand-in is good before fine-tuning ...
+    assert selection["val_dice_fine_tuned"] < selection["val_dice_shipped"]  # ... and fine-tuning wrecked it
+    assert selection["keep_fine_tuned"] is False and selection["reason"].startswith("fine-tuning ")
+    assert seg["model"] is shipped and weights_hash(seg["model"]) == shipped_hash  # shipped weights restored
+    assert seg["mode_text"].startswith("shipped weights kept: fine-tuning on ")
+    assert seg["warning"].startswith("segmenter: the shipped weights were kept") and selection["reason"] in seg["warning"]
+    used = seg["metrics"][seg["metrics"]["used"]]
+    assert set(used["model"]) == {"shipped (before fine-tuning)"}
+    # validation participants are training participants; the held-out ones (whose Dice is reported) never choose
+    val_p, fit_p = set(tuned["val_rows"]["participant_id"]), set(tuned["train_rows"]["participant_id"])
+    held_p = set(tuned["heldout_rows"]["participant_id"])
+    assert val_p and fit_p and held_p and not (val_p & fit_p) and not (val_p & held_p) and not (fit_p & held_p)
+    assert selection["val_participants"] == len(val_p) and selection["val_empty_frames"] == 2 * len(val_p)
+
+
+def test_fine_tuning_that_helps_is_kept(tmp_path):
+    """An untrained 'shipped' model: fine-tuning raises validation Dice, so the fine-tuned weights are kept."""
+    from ctslib.pretrained import weights_hash
+
+    masked, frames_dir, masks_dir = _masked_folder(tmp_path, 8, 6, 32, seed=6)
+    set_determinism(6)
+    start = segment.build_unet(32, depth=2, base_filters=4, seed=6)
+    start_hash = weights_hash(start)
+    tuning = segment.FineTuning(epochs=12, batch_size=8, learning_rate=3e-3, max_train_frames=None,
+                                heldout_fraction=0.25, val_fraction=0.34, seed=6)
+    seg = segment.adapt_segmenter(start, "finetune", masked, frames_dir, masks_dir, tuning, input_size=32)
+    selection = seg["selection"]
+    assert selection["keep_fine_tuned"] is True, selection
+    assert selection["val_score_fine_tuned"] > selection["val_score_shipped"]
+    assert selection["val_dice_fine_tuned"] >= selection["val_dice_shipped"] - 0.03
+    assert weights_hash(seg["model"]) != start_hash and seg["warning"] is None
+    assert seg["mode_text"].startswith("fine-tuned from the shipped weights on ") and "kept because" in seg["mode_text"]
+    assert set(seg["metrics"][seg["metrics"]["used"]]["model"]) == {"fine-tuned"}
+
+
+def test_choose_weights_rule_frame_score_strictly_higher_and_dice_not_much_lower():
+    import pandas as pd
+
+    def scores(dice: list[float], empty_called: int, n_empty: int = 4) -> pd.DataFrame:
+        nerve = [{"id": i, "true_area_px": 10, "pred_area_px": 10, "dice": d, "iou": d} for i, d in enumerate(dice)]
+        empty = [{"id": 100 + i, "true_area_px": 0, "pred_area_px": int(i < empty_called), "dice": np.nan,
+                  "iou": np.nan} for i in range(n_empty)]
+        return pd.DataFrame(nerve + empty)
+
+    better = segment.choose_weights(scores([0.7, 0.7], 1), scores([0.8, 0.8], 1))
+    assert better["keep_fine_tuned"] and better["val_score_fine_tuned"] == pytest.approx((1.6 + 3) / 6)
+    assert better["val_score_shipped"] == pytest.approx((1.4 + 3) / 6)
+    same = segment.choose_weights(scores([0.7, 0.7], 1), scores([0.7, 0.7], 1))
+    assert not same["keep_fine_tuned"] and "did not raise the validation frame score" in same["reason"]  # a tie: shipped
+    # more empty frames called nerve outweighs a small Dice gain, per frame
+    assert not segment.choose_weights(scores([0.7, 0.7], 1), scores([0.75, 0.75], 2))["keep_fine_tuned"]
+    # empty frames left empty at the cost of a little Dice: kept; of much Dice: refused
+    assert segment.choose_weights(scores([0.9, 0.9], 4), scores([0.88, 0.88], 0))["keep_fine_tuned"]
+    blind = segment.choose_weights(scores([0.9, 0.9], 4), scores([0.5, 0.5], 0))
+    assert not blind["keep_fine_tuned"] and "lowered the validation Dice by more than 0.03" in blind["reason"]
+    assert not segment.choose_weights(scores([0.7], 0), scores([0.72], 0), min_score_gain=0.05)["keep_fine_tuned"]
+    none = segment.choose_weights(scores([], 0), scores([], 0))
+    assert not none["keep_fine_tuned"] and "no validation frame shows a nerve" in none["reason"]
+
+
+def test_fine_tuning_with_one_training_participant_is_not_run_and_says_so(tmp_path):
+    """Two masked participants, one held out: nobody is left to validate on, so the shipped weights stay."""
+    import pandas as pd
+
+    (tmp_path / "f").mkdir()
+    (tmp_path / "m").mkdir()
+    mask = np.zeros((20, 20), np.uint8)
+    mask[:, :10] = 255
+    ids = ["A_L_transverse_0000", "B_L_transverse_0000"]
+    for fid in ids:
+        cv2.imwrite(str(tmp_path / "f" / f"{fid}.png"), np.zeros((20, 20), np.uint8))
+        cv2.imwrite(str(tmp_path / "m" / f"{fid}.png"), mask)
+    masked = pd.DataFrame({"frame_id": ids, "plane": "transverse", "participant_id": ["A", "B"], "wrist_id": ["A_L", "B_L"]})
+    tuning = segment.FineTuning(epochs=1, batch_size=2, learning_rate=1e-3, max_train_frames=None, heldout_fraction=0.5)
+    seg = segment.adapt_segmenter(_HalfModel(), "finetune", masked, tmp_path / "f", tmp_path / "m", tuning, input_size=16)
+    assert seg["history"] is None and seg["selection"]["keep_fine_tuned"] is False
+    assert seg["mode_text"].startswith("shipped weights kept, not fine-tuned: only 1 training participant(s)")
+    assert seg["warning"].startswith("segmenter: the shipped weights were kept")
+    overall = seg["metrics"].set_index("plane").loc["all"]
+    assert overall.used and overall.n_nerve == 1 and overall.dice_mean == pytest.approx(1.0)

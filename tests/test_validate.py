@@ -33,12 +33,13 @@ PLANES = ("transverse", "longitudinal")
 # -- building a data folder ----------------------------------------------------------------------
 
 
-def write_avi(path: Path, n_frames: int = 6, fps: float = 10, colour: bool = False, fourcc: str = "MJPG") -> Path:
+def write_avi(path: Path, n_frames: int = 6, fps: float = 10, colour: bool = False, fourcc: str = "MJPG",
+              background: int = 40) -> Path:
     """A few-frame video; grey frames (or red ones with ``colour``) with a moving bright square."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, SIZE)
     assert writer.isOpened()
     for i in range(n_frames):
-        frame = np.full((SIZE[1], SIZE[0], 3), 40, np.uint8)
+        frame = np.full((SIZE[1], SIZE[0], 3), background, np.uint8)
         frame[5:15, 2 + 3 * i : 12 + 3 * i] = (0, 0, 220) if colour else 220
         writer.write(frame)
     writer.release()
@@ -56,9 +57,9 @@ def write_clean_folder(root: Path) -> DataLayout:
     layout.videos_dir.mkdir(parents=True)
     layout.cohort_csv.write_text(COHORT)
     layout.acquisition_json.write_text(json.dumps({"source": "real", "pixel_spacing_mm": [0.1, 0.1], "fps": 10}))
-    for pid, side in WRISTS:
-        for plane in PLANES:
-            write_avi(layout.videos_dir / f"{pid}_{side}_{plane}.avi")
+    for k, (pid, side) in enumerate(WRISTS):
+        for q, plane in enumerate(PLANES):  # every video differs (identical files are a warning)
+            write_avi(layout.videos_dir / f"{pid}_{side}_{plane}.avi", background=30 + 4 * (2 * k + q))
     layout.masks_dir.mkdir()
     return layout
 
@@ -131,7 +132,8 @@ def test_problems_exit_1_and_are_all_printed_with_file_row_column(data, capsys):
     assert "cohort.csv, row 1, column 'dml_ms': not a number: 'abc'" in out
     assert "cohort.csv, row 3, column 'sex': unknown value 'X'" in out
     assert "cohort.csv, row 2: wrist S1 R has no longitudinal video" in out
-    assert "PROBLEMS: 3 error(s)" in out
+    assert "WARNING cohort.csv, row 2: wrist S1 R has no longitudinal video" in out  # the run goes on: a warning
+    assert "PROBLEMS: 2 error(s), 1 warning(s)" in out
 
 
 def test_usage_errors_exit_2(tmp_path, capsys):
