@@ -3,8 +3,8 @@
 The shipped segmenter's own outputs do not separate frames with and without a nerve on real
 ultrasound: in nerve-free patches of usgra-seg images it still predicts a nerve-sized region at
 probability > 0.98 (a vessel, a tendon; see docs/segmenter.md). So presence is a decision of its
-own: a logistic regression on the shipped segmenter's features (its bottleneck, pooled, plus
-the probability map's peak, area and mean), fitted on
+own: a logistic regression on the shipped segmenter's features (its bottleneck, pooled; its first
+decoder level averaged under the predicted nerve; the probability map's peak, area and mean), fitted on
 
 * positives: usgra-seg *train* images (every one shows a nerve) and, at the scale of a patch,
   a window of each that holds its whole nerve; synthetic frames whose mask shows a nerve;
@@ -87,8 +87,20 @@ class PresenceClassifier:
         return cls(tuple(data["mean"]), tuple(data["scale"]), tuple(data["coef"]), float(data["intercept"]))
 
 
-def fit_classifier(features: np.ndarray, labels: np.ndarray, c: float = 0.1) -> PresenceClassifier:
+def balanced_weights(labels: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Sample weights giving every (group, label) cell the same total weight (mean weight 1)."""
+    keys = [f"{g}|{y}" for g, y in zip(np.asarray(groups), np.asarray(labels))]
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    weights = 1.0 / counts[inverse]
+    return weights * len(weights) / weights.sum()
+
+
+def fit_classifier(features: np.ndarray, labels: np.ndarray, c: float = 0.1,
+                   groups: np.ndarray | None = None) -> PresenceClassifier:
     """Fit the standardised L2 logistic regression (lbfgs: deterministic, no random step).
+
+    With ``groups`` (e.g. the data source) every (group, class) cell weighs the same, so a source with
+    few negatives (synthetic frames that left the nerve) is not outvoted; otherwise classes are balanced.
 
     Raises:
         ValueError: the labels hold only one class.
@@ -100,7 +112,8 @@ def fit_classifier(features: np.ndarray, labels: np.ndarray, c: float = 0.1) -> 
         raise ValueError("presence needs positives and negatives to fit")
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale == 0] = 1.0
-    fit = LogisticRegression(C=c, max_iter=5000, class_weight="balanced").fit((x - mean) / scale, y)
+    model = LogisticRegression(C=c, max_iter=5000, class_weight=None if groups is not None else "balanced")
+    fit = model.fit((x - mean) / scale, y, sample_weight=balanced_weights(y, groups) if groups is not None else None)
     return PresenceClassifier(tuple(mean), tuple(scale), tuple(fit.coef_[0]), float(fit.intercept_[0]))
 
 
@@ -182,9 +195,10 @@ def nerve_patch(image: np.ndarray, mask: np.ndarray, seed: int, *, frac: float =
 
 
 def feature_model(model):
-    """A Keras model giving (bottleneck feature map, probability map) of the segmenter ``model``.
+    """A Keras model giving (bottleneck, first decoder level, probability map) of the segmenter ``model``.
 
-    The bottleneck is the last layer of the smallest spatial size (the U-Net's deepest level).
+    The bottleneck is the last layer of the smallest spatial size (the U-Net's deepest level); the
+    first decoder level is the last layer of twice that size (the decoder's output at that scale).
     """
     import keras
 
@@ -192,19 +206,31 @@ def feature_model(model):
                if len(getattr(layer.output, "shape", ())) == 4 and layer.output.shape[1] is not None]
     smallest = min(shape[1] for _, shape in spatial)
     bottleneck = [layer for layer, shape in spatial if shape[1] == smallest][-1]
-    return keras.Model(model.inputs, [bottleneck.output, model.outputs[0]])
+    decoder = [layer for layer, shape in spatial if shape[1] == 2 * smallest][-1]
+    return keras.Model(model.inputs, [bottleneck.output, decoder.output, model.outputs[0]])
+
+
+def weighted_features(feature_map: np.ndarray, probability: np.ndarray) -> np.ndarray:
+    """Mean of a feature map (h, w, c) weighted by the probability map (resized to h x w): what the
+    predicted nerve looks like to the network, whatever its size. Uniform weights when the map is all zero."""
+    h, w = feature_map.shape[:2]
+    weights = cv2.resize(np.asarray(probability, np.float32), (w, h), interpolation=cv2.INTER_AREA)
+    total = float(weights.sum())
+    weights = weights / total if total > 0 else np.full((h, w), 1.0 / (h * w), np.float32)
+    return (np.asarray(feature_map, np.float32) * weights[..., None]).sum(axis=(0, 1))
 
 
 def frame_features(features_model, images: Sequence[np.ndarray], input_size: int, batch_size: int = 32) -> np.ndarray:
-    """Presence features (N, 2c + 3) of 8-bit grayscale images of any size (resized as frames are)."""
+    """Presence features of 8-bit grayscale images of any size (resized as frames are), one row each:
+    pooled bottleneck (mean, max), probability-weighted decoder features, and ``map_features``."""
     from ctslib.segment import to_model_input
 
     rows = []
     for start in range(0, len(images), batch_size):
         x = np.stack([to_model_input(im, input_size) for im in images[start:start + batch_size]])
-        deep, prob = features_model.predict_on_batch(x)
-        for d, p in zip(np.asarray(deep), np.asarray(prob)[..., 0]):
-            rows.append(np.concatenate([pooled_features(d), map_features(p)]))
+        deep, decoder, prob = features_model.predict_on_batch(x)
+        for d, e, p in zip(np.asarray(deep), np.asarray(decoder), np.asarray(prob)[..., 0]):
+            rows.append(np.concatenate([pooled_features(d), weighted_features(e, p), map_features(p)]))
     return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
 
 
@@ -253,6 +279,7 @@ class CalibrationRecipe:
     negatives_per_image: int = 2
     margin_px: int = 8               # nerve mask dilation before a window counts as nerve-free
     c_grid: tuple[float, ...] = (0.01, 0.1, 1.0)  # inverse L2 strengths tried; validation chooses
+    balance_sources: bool = False    # True: real and synthetic positives and negatives weigh alike (tried: no better)
     synth_train_seed: int = 101      # the shipped segmenter's synthetic training cohort
     synth_train_participants: int = 12
     synth_heldout_seed: int = 202    # its held-out cohort (never fitted on)
@@ -325,10 +352,11 @@ def calibrate(usgra_root: Path, recipe: CalibrationRecipe = CalibrationRecipe(),
 
     x_train = np.concatenate([features(real_train), features(synth_train)])
     y_train = np.concatenate([real_train["label"], synth_train["label"]])
+    sources = np.array(["real"] * len(real_train) + ["synthetic"] * len(synth_train)) if recipe.balance_sources else None
     x_val, y_val = features(real_val), real_val["label"].to_numpy()
     best = None
     for c in recipe.c_grid:  # chosen on validation only, ties to the stronger regularisation
-        candidate = fit_classifier(x_train, y_train, c)
+        candidate = fit_classifier(x_train, y_train, c, sources)
         scores = candidate.score(x_val)
         t = choose_threshold(scores, y_val)
         value = min(np.nan_to_num(precision_recall(scores, y_val, t)))
@@ -350,8 +378,9 @@ def calibrate(usgra_root: Path, recipe: CalibrationRecipe = CalibrationRecipe(),
                                    synth_test.loc[synth_test["plane"] == plane, "label"].to_numpy(), threshold)
                     for plane in sorted(synth_test["plane"].unique())}
     entry = {
-        "score": "logistic regression on the shipped segmenter's pooled bottleneck (mean, max) and probability-map "
-                 "peak, largest-component area share and mean probability; no flip TTA",
+        "score": "logistic regression on the shipped segmenter's pooled bottleneck (mean, max), its first decoder "
+                 "level averaged under the probability map, and the map's peak, largest-component area share "
+                 "and mean probability; no flip TTA",
         "threshold": round(float(threshold), 6),
         "threshold_rule": "maximises min(precision, recall) on the usgra-seg validation images and their patches",
         "classifier": classifier.to_dict(),
