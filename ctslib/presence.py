@@ -40,6 +40,9 @@ from ctslib.errors import InputError
 PROBABILITY_THRESHOLD = 0.5
 """Pixel threshold of the probability-map features (the pipeline's mask threshold)."""
 
+VAL_SEED_OFFSET, TEST_SEED_OFFSET = 10_000, 20_000
+"""Patch seeds of validation and test images differ from the training images' (recipe seed + offset + index)."""
+
 
 # -- scores and thresholds (pure) ------------------------------------------------------------
 
@@ -334,10 +337,10 @@ def calibrate(usgra_root: Path, recipe: CalibrationRecipe = CalibrationRecipe(),
     masks = [segment.read_mask(p, segment.USGRA_NERVE_LABEL) for p in mask_paths]
     train_idx, val_idx = pretrained.usgra_val_split(image_paths, rec.val_fraction, rec.val_block, rec.seed)
     real_train = usgra_samples([images[k] for k in train_idx], [masks[k] for k in train_idx], recipe, 0)
-    real_val = usgra_samples([images[k] for k in val_idx], [masks[k] for k in val_idx], recipe, 10_000)
+    real_val = usgra_samples([images[k] for k in val_idx], [masks[k] for k in val_idx], recipe, VAL_SEED_OFFSET)
     test_paths, test_mask_paths = segment.usgra_pairs(usgra_root, "test")
     real_test = usgra_samples([segment.read_gray(p) for p in test_paths],
-                              [segment.read_mask(p, segment.USGRA_NERVE_LABEL) for p in test_mask_paths], recipe, 20_000)
+                              [segment.read_mask(p, segment.USGRA_NERVE_LABEL) for p in test_mask_paths], recipe, TEST_SEED_OFFSET)
 
     with tempfile.TemporaryDirectory() as tmp:
         synth_train = pretrained.synthetic_frames(recipe.synth_train_seed, recipe.synth_train_participants,
@@ -414,7 +417,7 @@ def usgra_presence_check(presence: Presence, root: str | Path, recipe: Calibrati
 
     image_paths, mask_paths = segment.usgra_pairs(root, "test")
     samples = usgra_samples([segment.read_gray(p) for p in image_paths],
-                            [segment.read_mask(p, segment.USGRA_NERVE_LABEL) for p in mask_paths], recipe, 20_000)
+                            [segment.read_mask(p, segment.USGRA_NERVE_LABEL) for p in mask_paths], recipe, TEST_SEED_OFFSET)
     scores, labels = presence.scores(list(samples["image"])), samples["label"].to_numpy()
     rows = []
     for name, kinds in (("usgra-seg test frames vs nerve-free patches", ("frame", "free_patch")),
