@@ -257,15 +257,21 @@ def load_presence(weights: Path | None = None, threshold: float | None = None) -
     """The calibrated presence decision stored beside the shipped weights.
 
     Raises:
-        InputError: the card has no ``presence`` entry (run ``python -m ctslib.presence calibrate``).
+        InputError: the card has no ``presence`` entry, or one calibrated on other weights (its
+            ``weights_sha256`` differs from the card's: the features changed); run
+            ``python -m ctslib.presence calibrate``.
     """
     from ctslib import pretrained
 
     model, card = pretrained.load_shipped(weights or pretrained.SHIPPED_WEIGHTS)
     entry = card.get("presence")
+    card_file = Path(weights or pretrained.SHIPPED_WEIGHTS).with_suffix(".json")
     if not entry:
         raise InputError("the segmenter card has no presence calibration; run `python -m ctslib.presence calibrate`",
-                         file=Path(weights or pretrained.SHIPPED_WEIGHTS).with_suffix(".json"))
+                         file=card_file)
+    if entry.get("weights_sha256") != card.get("weights_sha256"):
+        raise InputError("the presence calibration was made on other segmenter weights; run "
+                         "`python -m ctslib.presence calibrate` after `make segmenter`", file=card_file)
     return Presence(feature_model(model), PresenceClassifier.from_dict(entry["classifier"]),
                     float(entry["threshold"] if threshold is None else threshold), int(card["input_size"]))
 
@@ -385,6 +391,7 @@ def calibrate(usgra_root: Path, recipe: CalibrationRecipe = CalibrationRecipe(),
                  "level averaged under the probability map, and the map's peak, largest-component area share "
                  "and mean probability; no flip TTA",
         "threshold": round(float(threshold), 6),
+        "weights_sha256": card["weights_sha256"],
         "threshold_rule": "maximises min(precision, recall) on the usgra-seg validation images and their patches",
         "classifier": classifier.to_dict(),
         "recipe": asdict(recipe),

@@ -198,3 +198,23 @@ def test_calibrated_presence_separates_real_nerve_frames_from_nerve_free_patches
     assert goal.recall == pytest.approx(card["recall"], abs=0.03)
     # floors below the measured 0.92 / 0.90 (the goal is 0.9 each)
     assert goal.precision >= 0.85 and goal.recall >= 0.85
+
+
+def test_presence_refuses_a_missing_or_stale_calibration(tmp_path):
+    import json
+    import shutil
+
+    from ctslib import pretrained
+    from ctslib.errors import InputError
+
+    weights = tmp_path / "seg.keras"
+    shutil.copy(pretrained.SHIPPED_WEIGHTS, weights)
+    card = pretrained.read_card()
+    stale = {**card, "presence": {**card["presence"], "weights_sha256": "0" * 64}}  # made on other weights
+    weights.with_suffix(".json").write_text(json.dumps(stale), encoding="utf-8")
+    with pytest.raises(InputError, match="other segmenter weights") as err:
+        presence.load_presence(weights)
+    assert "seg.json" in str(err.value)
+    weights.with_suffix(".json").write_text(json.dumps({k: v for k, v in card.items() if k != "presence"}), encoding="utf-8")
+    with pytest.raises(InputError, match="no presence calibration"):
+        presence.load_presence(weights)
