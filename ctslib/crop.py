@@ -11,6 +11,11 @@ Rules (the study's decisions; the numbers are notebook parameters):
 * **No nerve.** If the predicted mask's area is below ``min_area_mm2`` the frame gets *no* crop:
   ``nerve_found=False``, ``reason="no_nerve_found"``; it is counted in the crop funnel and never
   replaced by a silent centre crop.
+* **Presence.** With a presence scorer (``ctslib.presence``: a frame-level "is there a nerve here"
+  score with a threshold calibrated on real frames), a frame whose predicted nerve passes the
+  area rule but whose presence score is below the threshold gets no crop either:
+  ``nerve_found=False``, ``reason="low_presence"``, ``presence_score`` kept; counted apart in the
+  funnel (``presence_rejected``), so the two rules' rejections stay distinguishable.
 * **CSA.** Predicted mask area in pixels x ``spacing_row_mm`` x ``spacing_col_mm`` of the frame
   (the spacing of the stored frame PNG, as written by stage 02). It is the nerve's
   cross-sectional area in the transverse plane; in the longitudinal plane the same number is the
@@ -27,7 +32,7 @@ table does not depend on where the run lives.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +45,7 @@ from ctslib.errors import InputError
 from ctslib.handoff import as_bool, write_png  # noqa: F401  (one definition, re-exported)
 
 NO_NERVE_REASON = "no_nerve_found"
+LOW_PRESENCE_REASON = "low_presence"
 
 FRAME_COLUMNS: tuple[str, ...] = (
     "frame_id", "wrist_id", "participant_id", "plane", "grade", "grade_index",
@@ -50,9 +56,10 @@ FRAME_COLUMNS: tuple[str, ...] = (
 CROP_COLUMNS: tuple[str, ...] = (
     "frame_id", "wrist_id", "participant_id", "plane", "grade", "grade_index",
     "x0", "y0", "crop_size", "centre_x", "centre_y", "nerve_found", "nerve_area_px", "csa_mm2",
-    "crop_path", "centre_in_true_mask", "true_nerve_in_crop", "true_nerve_area_px", "reason",
+    "crop_path", "centre_in_true_mask", "true_nerve_in_crop", "true_nerve_area_px", "reason", "presence_score",
 )
-"""Columns of crops.csv: the contract's, plus nerve_area_px, true_nerve_in_crop, true_nerve_area_px, reason."""
+"""Columns of crops.csv: the contract's, plus nerve_area_px, true_nerve_in_crop, true_nerve_area_px, reason,
+presence_score (NaN without a presence scorer)."""
 
 
 @dataclass(frozen=True)
@@ -206,17 +213,27 @@ def crop_record(
     crop_size: int,
     min_area_mm2: float,
     true_mask: np.ndarray | None = None,
+    presence_score: float = float("nan"),
+    presence_threshold: float | None = None,
 ) -> tuple[dict, CropPlan]:
-    """The crops.csv row of one frame (without ``crop_path``) and its crop plan."""
+    """The crops.csv row of one frame (without ``crop_path``) and its crop plan.
+
+    The area rule decides first; a frame it keeps is then dropped as ``low_presence`` when
+    ``presence_threshold`` is given and ``presence_score`` is below it (a NaN score is below).
+    """
     sr, sc = float(frame["spacing_row_mm"]), float(frame["spacing_col_mm"])
     plan = plan_crop(pred_mask, crop_size, min_area_pixels(min_area_mm2, sr, sc))
+    reason = "" if plan.nerve_found else NO_NERVE_REASON
+    if plan.nerve_found and presence_threshold is not None and not presence_score >= presence_threshold:
+        reason = LOW_PRESENCE_REASON
+        plan = CropPlan(False, plan.area_px, float("nan"), float("nan"), -1, -1, crop_size)
     row = {c: frame[c] for c in ("frame_id", "wrist_id", "participant_id", "plane", "grade", "grade_index")}
     row.update(
         x0=plan.x0, y0=plan.y0, crop_size=crop_size, centre_x=plan.centre_x, centre_y=plan.centre_y,
         nerve_found=plan.nerve_found, nerve_area_px=plan.area_px,
         csa_mm2=csa_mm2(pred_mask, sr, sc) if plan.nerve_found else float("nan"),
         crop_path="", centre_in_true_mask=None, true_nerve_in_crop=float("nan"), true_nerve_area_px=float("nan"),
-        reason="" if plan.nerve_found else NO_NERVE_REASON,
+        reason=reason, presence_score=float(presence_score),
     )
     if true_mask is not None:
         row["true_nerve_area_px"] = int((true_mask > 0).sum())
@@ -244,6 +261,8 @@ def crop_frames(
     work_root: str | Path | None = None,
     batch_size: int = 64,
     progress: bool = True,
+    presence_scorer: Callable[[Sequence[np.ndarray]], np.ndarray] | None = None,
+    presence_threshold: float | None = None,
 ) -> pd.DataFrame:
     """Segment every frame of ``frames``, cut nerve-centred crops, and return crops.csv.
 
@@ -252,12 +271,16 @@ def crop_frames(
     ``crops_dir/<frame_id>.png``. ``hints`` maps (wrist_id, plane) to a point (x, y) given as
     fractions of the frame's width and height: the predicted component nearest it is kept
     instead of the largest (``read_nerve_hints``). True masks (``masks_dir/<frame_id>.png``,
-    where ``has_mask``) are used only for the centre check.
+    where ``has_mask``) are used only for the centre check. ``presence_scorer`` maps a batch of
+    frames to presence scores (``ctslib.presence.Presence.scores``); with ``presence_threshold``
+    frames scoring below it get no crop (``reason="low_presence"``).
 
     Returns:
         One row per input frame (columns ``CROP_COLUMNS``), including no-nerve frames
-        (``nerve_found=False``, empty ``crop_path``, ``reason="no_nerve_found"``).
+        (``nerve_found=False``, empty ``crop_path``, ``reason`` "no_nerve_found" or "low_presence").
     """
+    if presence_threshold is not None and presence_scorer is None:
+        raise ValueError("a presence threshold needs a presence scorer")
     from tqdm.auto import tqdm
 
     from ctslib.segment import read_gray, read_mask, segment_images
@@ -275,12 +298,13 @@ def crop_frames(
         images = [read_gray(frames_dir / f"{f['frame_id']}.png") for f in chunk]
         points = [hint_pixels(hints, f, im.shape) for f, im in zip(chunk, images)] if hints else None
         preds = segment_images(model, images, input_size, threshold, flip_tta=flip_tta, hints=points)
-        for frame, image, pred in zip(chunk, images, preds):
+        scores = presence_scorer(images) if presence_scorer is not None else np.full(len(images), np.nan)
+        for frame, image, pred, score in zip(chunk, images, preds, scores):
             true = None
             if masks_dir is not None and bool(frame.get("has_mask", False)):
                 true_path = Path(masks_dir) / f"{frame['frame_id']}.png"
                 true = read_mask(true_path) if true_path.exists() else None
-            row, plan = crop_record(frame, pred, crop_size, min_area_mm2, true)
+            row, plan = crop_record(frame, pred, crop_size, min_area_mm2, true, float(score), presence_threshold)
             if plan.nerve_found:
                 out = crops_dir / f"{frame['frame_id']}.png"
                 write_png(out, extract_crop(image, plan.x0, plan.y0, crop_size))
@@ -367,17 +391,28 @@ def hint_pixels(
 # -- summaries ------------------------------------------------------------------------------
 
 
-def crop_funnel(frames: pd.DataFrame, crops: pd.DataFrame) -> pd.DataFrame:
-    """Per plane (and total): frames in frames.csv -> kept -> no nerve found -> crops written.
+def rejection_flags(crops: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """(no nerve found by the area rule, rejected by the presence rule) per crops.csv row."""
+    found = as_bool(crops["nerve_found"])
+    reason = crops["reason"].fillna("").astype(str) if "reason" in crops else pd.Series("", index=crops.index)
+    low = ~found & reason.eq(LOW_PRESENCE_REASON)
+    return ~found & ~low, low
 
-    ``*_true_empty`` count frames whose true mask is empty (no nerve in view; 0 without truth):
-    a no-nerve frame there is a correct rejection, a crop there is cut on something else.
+
+def crop_funnel(frames: pd.DataFrame, crops: pd.DataFrame) -> pd.DataFrame:
+    """Per plane (and total): frames in frames.csv -> kept -> no nerve found -> presence rejected -> crops.
+
+    ``no_nerve_found`` counts frames whose predicted nerve failed the area rule, ``presence_rejected``
+    those that passed it but whose presence score was below the threshold. ``*_true_empty`` count
+    frames whose true mask is empty (no nerve in view; 0 without truth): a rejection there is
+    correct, a crop there is cut on something else.
     """
     rows = []
     for plane in [*PLANES, "all"]:
         f = frames if plane == "all" else frames[frames["plane"] == plane]
         c = crops if plane == "all" else crops[crops["plane"] == plane]
         found = as_bool(c["nerve_found"])
+        no_nerve, low = rejection_flags(c)
         true_area = c["true_nerve_area_px"] if "true_nerve_area_px" in c else pd.Series(np.nan, index=c.index)
         true_empty = pd.to_numeric(true_area, errors="coerce").eq(0)
         rows.append(
@@ -385,8 +420,10 @@ def crop_funnel(frames: pd.DataFrame, crops: pd.DataFrame) -> pd.DataFrame:
                 "plane": plane,
                 "frames": len(f),
                 "kept_frames": int(as_bool(f["kept"]).sum()),
-                "no_nerve_found": int((~found).sum()),
-                "no_nerve_found_true_empty": int((~found & true_empty).sum()),
+                "no_nerve_found": int(no_nerve.sum()),
+                "no_nerve_found_true_empty": int((no_nerve & true_empty).sum()),
+                "presence_rejected": int(low.sum()),
+                "presence_rejected_true_empty": int((low & true_empty).sum()),
                 "crops": int(found.sum()),
                 "crops_true_empty": int((found & true_empty).sum()),
             }
@@ -414,19 +451,23 @@ def empty_truth_crop_warnings(funnel: pd.DataFrame, max_share: float = 0.1) -> l
 def no_nerve_by_video(crops: pd.DataFrame) -> pd.DataFrame:
     """Per video (wrist x plane): kept frames tried, frames with no nerve found, and their share.
 
-    With true masks (``true_nerve_area_px``), ``no_nerve_true_empty`` counts the no-nerve frames
-    whose true mask is empty too (correct rejections: QC kept a frame without the nerve in view).
+    ``no_nerve_found`` counts every kept frame left without a crop, by either rule;
+    ``presence_rejected`` how many of them the presence rule dropped (their predicted nerve passed
+    the area rule). With true masks (``true_nerve_area_px``), ``no_nerve_true_empty`` counts the
+    no-nerve frames whose true mask is empty too (correct rejections: QC kept a frame without the
+    nerve in view).
     """
     found = as_bool(crops["nerve_found"])
+    _, low = rejection_flags(crops)
     true_area = pd.to_numeric(crops.get("true_nerve_area_px", pd.Series(np.nan, index=crops.index)), errors="coerce")
     table = (
-        crops.assign(no_nerve=~found, no_nerve_true_empty=~found & true_area.eq(0))
+        crops.assign(no_nerve=~found, presence_rejected=low, no_nerve_true_empty=~found & true_area.eq(0))
         .groupby(["wrist_id", "plane"], sort=True)
         .agg(kept_frames=("frame_id", "size"), no_nerve_found=("no_nerve", "sum"),
-             no_nerve_true_empty=("no_nerve_true_empty", "sum"))
+             presence_rejected=("presence_rejected", "sum"), no_nerve_true_empty=("no_nerve_true_empty", "sum"))
         .reset_index()
     )
-    for col in ("no_nerve_found", "no_nerve_true_empty"):
+    for col in ("no_nerve_found", "presence_rejected", "no_nerve_true_empty"):
         table[col] = table[col].astype(int)
     table["no_nerve_share"] = table["no_nerve_found"] / table["kept_frames"]
     return table

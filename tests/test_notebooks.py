@@ -138,6 +138,12 @@ def test_smoke_stage_records_agree_with_the_profile(smoke_run) -> None:
     crops = pd.read_csv(smoke_run.paths.crops_csv)
     found = crops[crops["nerve_found"].astype(bool)]
     assert smoke_run.records("03")["n_crops_transverse"] == int((found["plane"] == "transverse").sum())
+    rec03 = smoke_run.records("03")
+    assert rec03["n_presence_rejected"] == int(crops["reason"].eq("low_presence").sum())
+    assert 0 < rec03["presence_threshold"] < 1
+    funnel = pd.read_csv(smoke_run.paths.tables / "crop_funnel.csv").set_index("plane")
+    assert funnel.loc["all", "presence_rejected"] == rec03["n_presence_rejected"]
+    assert funnel.loc["all", ["no_nerve_found", "presence_rejected", "crops"]].sum() == funnel.loc["all", "kept_frames"]
     for key, plane in (("04", "transverse"), ("05", "longitudinal")):
         history = pd.read_csv(smoke_run.paths.history_csv(plane))
         assert history.groupby("split")["epoch"].nunique().eq(_smoke(key)["EPOCHS"]).all()
