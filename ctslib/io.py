@@ -157,7 +157,10 @@ def record(name: str, value: Any, record_file: str | Path, *, show: bool = True)
     data[name] = to_jsonable(value)
     write_json(path, data)
     if show:
-        print(f"record: {name} = {data[name]}")
+        from ctslib.display import shown_value
+
+        # the stored value keeps full precision; the reader sees the report's rounding rule
+        print(f"record: {name} = {shown_value(data[name], name)}")
     return value
 
 

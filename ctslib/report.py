@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import math
 import platform
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from ctslib.acquisition import source_of
+from ctslib.display import format_number, is_metric, shown_value
 from ctslib.io import read_records, read_report_warnings, write_json, write_text
 from ctslib.machine import cpu_info, machine_line
 from ctslib.paths import NOTEBOOKS_DIR, PROJECT_ROOT, STAGES, RunPaths
@@ -49,6 +49,15 @@ FIGURE_TITLES: dict[str, str] = {
     "gradcam": "Grad-CAM saliency of the models trained on the grouped split",
 }
 """Headings of figures that have no caption file (tables take theirs from the Markdown caption)."""
+
+FIGURE_NOTES: dict[str, str] = {
+    "gradcam": ("Bright (yellow) marks what most raised the score of the predicted grade. Heat on the median nerve "
+                "supports the model; heat on skin, the retinaculum or tendon edges means it graded from other "
+                "structures."),
+    "figure2_cv": "Lines: mean over the folds per epoch; band: lowest to highest fold.",
+    "figure3_cv": "Lines: mean over the folds per epoch; band: lowest to highest fold.",
+}
+"""What to read from a figure, shown under its heading on the index."""
 
 PAPER_RECIPE: dict[str, dict[str, Any]] = {
     "04": {"EPOCHS": 500, "BATCH_SIZE": 30, "DROPOUT": [0.6, 0.6, 0.6]},
@@ -245,70 +254,24 @@ def build_manifest(
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 
-METRIC_PREFIXES: tuple[str, ...] = ("p_", "accuracy", "balanced", "estimate", "ci_", "precision", "recall", "f1",
-                                     "share", "rate", "gap", "kappa", "auc")
-"""Column names whose values are metrics (shown with 3 decimals even when a value happens to be whole)."""
-
 LONG_TABLE_ROWS = 15
 """Tables with more rows than this are folded on the index (``<details>``), with their row count."""
 
 
-def _is_metric(name: str) -> bool:
-    lowered = name.lower()
-    return lowered.startswith(METRIC_PREFIXES) or any(f"_{p}" in lowered for p in ("accuracy", "share", "rate"))
-
-
-def _integer(value: float) -> str:
-    """An integer with a thin-space thousands separator from 10 000 on (as in the paper's tables)."""
-    return f"{int(value):,}".replace(",", "\u2009") if abs(value) >= 10000 else str(int(value))
-
-
 def format_cell(value: Any, *, column_is_int: bool = False, never_predicted: bool = False, name: str = "") -> str:
-    """A number for a reader, by the report's one rounding rule.
-
-    Counts as integers ("5922", not "5922.000"); seconds with one decimal; the paper's values
-    (``name`` starting with "paper") with the paper's own digits ("0.92"); every other number with
-    3 decimals; NaN as a dash (or "never predicted" for a precision). A whole number of 2 or more in
-    a column that is not a metric is a count (e.g. the frame counts beside "kept %" in qc_funnel).
-    """
-    if isinstance(value, bool):
+    """A table cell for a reader by the report's one rounding rule (``ctslib.display.format_number``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
-    if not isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, float) and math.isnan(value):
-        return "never predicted" if never_predicted else "–"
-    lowered = name.lower()
-    if lowered.startswith("paper"):
-        return _integer(value) if float(value).is_integer() and abs(value) >= 2 else f"{value:g}"
-    if "seconds" in lowered or lowered.endswith("(s)"):
-        return f"{value:.1f}"
-    if isinstance(value, int) or column_is_int:
-        return _integer(value)
-    if float(value).is_integer() and abs(value) >= 2 and not _is_metric(name):
-        return _integer(value)
-    return f"{value:.3f}"
+    return format_number(value, name=name, integer=column_is_int, nan="never predicted" if never_predicted else "–")
 
 
 def shown_record(value: Any, name: str = "") -> str:
-    """A recorded headline number for a reader, by ``format_cell``'s rule (also inside lists and dicts)."""
-    def tidy(v: Any, key: str) -> Any:
-        if isinstance(v, bool) or not isinstance(v, (int, float, dict, list)):
-            return v
-        if isinstance(v, dict):
-            return {k: tidy(x, str(k) if key == "" else f"{key}_{k}") for k, x in v.items()}
-        if isinstance(v, list):
-            return [tidy(x, key) for x in v]
-        text = format_cell(v, name=key)
-        try:
-            return int(text) if text.lstrip("-").isdigit() else float(text)
-        except ValueError:
-            return text
-
+    """A recorded headline number for a reader, by the same rule (also inside lists and dicts)."""
     if isinstance(value, str):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return format_cell(value, name=name)
-    return json.dumps(tidy(value, name), ensure_ascii=False)
+    return json.dumps(shown_value(value, name), ensure_ascii=False)
 
 
 def table_rows(csv_path: Path, max_rows: int = 60) -> tuple[list[str], list[list[str]], int]:
@@ -317,7 +280,7 @@ def table_rows(csv_path: Path, max_rows: int = 60) -> tuple[list[str], list[list
     header = [str(c) for c in df.columns]
     int_columns = {c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
                    and df[c].notna().any() and df[c].dropna().apply(lambda v: float(v).is_integer()).all()
-                   and not _is_metric(str(c)) and not str(c).lower().startswith("paper")}
+                   and not is_metric(str(c)) and not str(c).lower().startswith("paper")}
     rows = []
     for _, row in df.head(max_rows).iterrows():
         precision_row = str(row.get("metric", "")).startswith("precision_")
@@ -343,7 +306,9 @@ def output_item(report: Path, rel: str, made_by: str = "") -> dict[str, Any]:
     kind = "figure" if rel.endswith(".png") else "table"
     # a stage often writes a table and a figure of the same name (qc_funnel): the kind keeps ids unique
     item = {"rel": rel, "name": Path(rel).stem, "id": f"{kind}-{Path(rel).stem}", "caption": caption_of(report, rel),
-            "made_by": made_by, "kind": kind, "exists": (report / rel).exists()}
+            "made_by": made_by, "kind": kind, "exists": (report / rel).exists(),
+            "note": FIGURE_NOTES.get(Path(rel).stem, "") if kind == "figure" else "",
+            "made_by_page": bool(made_by) and (report / f"{made_by}.html").exists()}
     if item["kind"] == "table" and item["exists"]:
         item["header"], item["rows"], item["n_rows"] = table_rows(report / rel)
         item["md"] = Path(rel).with_suffix(".md").as_posix() if (report / rel).with_suffix(".md").exists() else None
@@ -428,7 +393,7 @@ def index_context(paths: RunPaths, manifest: dict[str, Any], results: Iterable[S
                  and (o.endswith(".csv") or o.endswith(".png"))]
         records = read_records(paths.records(r.key))
         if extra or records:
-            sections.append({"stem": r.stem, "anchor": f"stage-{r.key}",
+            sections.append({"stem": r.stem, "anchor": f"stage-{r.key}", "html": (report / f"{r.stem}.html").exists(),
                              "records": [(k, shown_record(v, k)) for k, v in records.items()],
                              "outputs": [output_item(report, o, r.stem) for o in extra]})
     return {
