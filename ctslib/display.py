@@ -28,24 +28,23 @@ def integer_text(value: float) -> str:
     return f"{int(value):,}".replace(",", "\u2009") if abs(value) >= 10000 else str(int(value))
 
 
-def format_number(value: float, *, name: str = "", integer: bool = False, nan: str = "–") -> str:
+def format_number(value: float, *, name: str = "", integer: bool = False, paper: bool = False, nan: str = "–") -> str:
     """A number for a reader, by the report's one rounding rule.
 
-    Counts as integers ("5922", not "5922.000"); seconds with one decimal ("113.8"); the paper's
-    values (``name`` starting with "paper") with the paper's own digits ("0.92"); every other number
-    with 3 decimals; NaN as ``nan``. A whole number of 2 or more is a count unless ``name`` is a
-    metric (e.g. the frame counts beside "kept %" in the QC funnel).
+    Counts as integers ("5922", not "5922.000"); seconds from 1 s on with one decimal ("113.8");
+    the paper's values (``paper``: a table column of the paper's numbers) with the paper's own digits
+    ("0.92"); every other number with 3 decimals; NaN as ``nan``. A whole number of 2 or more is a
+    count unless ``name`` is a metric (e.g. the frame counts beside "kept %" in the QC funnel).
     """
     if isinstance(value, float) and math.isnan(value):
         return nan
-    lowered = name.lower()
     whole = float(value).is_integer()
-    if lowered.startswith("paper"):
+    if paper:
         return integer_text(value) if whole and abs(value) >= 2 else f"{value:g}"
-    if "seconds" in lowered or lowered.endswith("(s)"):
-        return f"{value:.1f}"
     if integer or (isinstance(value, int) and not isinstance(value, bool)):
         return integer_text(value)
+    if "seconds" in name.lower() and abs(value) >= 1:
+        return f"{value:.1f}"
     if whole and abs(value) >= 2 and not is_metric(name):
         return integer_text(value)
     return f"{value:.3f}"

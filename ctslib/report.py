@@ -259,10 +259,14 @@ LONG_TABLE_ROWS = 15
 
 
 def format_cell(value: Any, *, column_is_int: bool = False, never_predicted: bool = False, name: str = "") -> str:
-    """A table cell for a reader by the report's one rounding rule (``ctslib.display.format_number``)."""
+    """A table cell for a reader by the report's one rounding rule (``ctslib.display.format_number``).
+
+    A column whose name starts with "paper" holds the paper's values: they keep the paper's digits.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
-    return format_number(value, name=name, integer=column_is_int, nan="never predicted" if never_predicted else "–")
+    return format_number(value, name=name, integer=column_is_int, paper=name.lower().startswith("paper"),
+                         nan="never predicted" if never_predicted else "–")
 
 
 def shown_record(value: Any, name: str = "") -> str:
@@ -270,7 +274,7 @@ def shown_record(value: Any, name: str = "") -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return format_cell(value, name=name)
+        return format_number(value, name=name)  # records name splits ("paper_..."), not the paper's values
     return json.dumps(shown_value(value, name), ensure_ascii=False)
 
 

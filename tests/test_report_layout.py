@@ -94,6 +94,7 @@ def decimal_counts(cells: list[str]) -> list[str]:
     (1.0, "accuracy", "1.000"),              # a whole metric stays a metric
     (28.6111, "transverse", "28.611"),
     (3, "n", "3"),
+    (0.138433, "grouped_seconds_per_epoch", "0.138"),  # short times keep their digits
 ])
 def test_one_rounding_rule(value, name, shown) -> None:
     from ctslib.report import format_cell
@@ -109,6 +110,7 @@ def test_nan_is_never_printed_bare() -> None:
     assert format_cell(float("nan"), never_predicted=True) == "never predicted"
     assert format_number(float("nan"), nan="NaN") == "NaN"
     assert shown_record({"dice": 0.12345678, "frames": 12.0}) == '{"dice": 0.123, "frames": 12}'
+    assert shown_record(0.315789, "paper_best_val_accuracy") == "0.316"  # a split's name, not the paper's value
 
 
 def test_notebook_tables_use_the_rule(monkeypatch) -> None:
