@@ -531,7 +531,9 @@ def plot_crop_examples(
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    fig, axes = plt.subplots(len(PLANES), len(GRADES), figsize=(3.0 * len(GRADES), 3.5 * len(PLANES)), squeeze=False)
+    # constrained layout keeps panel titles, the suptitle and the legend below apart (tight_layout let them overlap)
+    fig, axes = plt.subplots(len(PLANES), len(GRADES), figsize=(3.0 * len(GRADES), 3.5 * len(PLANES) + 0.6),
+                             squeeze=False, layout="constrained")
     for ax in axes.ravel():
         ax.axis("off")
     for k, row in enumerate(rows.itertuples(index=False)):
@@ -547,11 +549,10 @@ def plot_crop_examples(
         ax.plot(row.centre_x, row.centre_y, "r+", markersize=8)
         measure = "CSA" if row.plane == "transverse" else "nerve area"
         ax.set_title(f"{row.plane} · {row.grade}\n{measure} {row.csa_mm2:.1f} mm²", fontsize=9)
-    fig.legend(handles=crop_legend_handles(with_truth=true_masks is not None), loc="lower center", ncols=4, fontsize=8,
-               frameon=False)
+    fig.legend(handles=crop_legend_handles(with_truth=true_masks is not None), loc="outside lower center", ncols=4,
+               fontsize=8, frameon=False)
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
 
 
