@@ -130,7 +130,7 @@ def gradcam_figure(examples: Sequence[SaliencyExample], *, alpha: float = 0.6, s
     scale = fig.add_axes((0.9, 0.15 + caption_height, 0.02, 0.65))
     bar = fig.colorbar(plt.cm.ScalarMappable(norm=plt.Normalize(0, 1), cmap=GRADCAM_CMAP), cax=scale)
     bar.set_ticks([0, 0.5, 1], labels=["0: none", "0.5", "1: strongest"])
-    bar.set_label("evidence for the predicted grade\n(relative to each map's maximum)", fontsize=8)
+    bar.set_label("Grad-CAM: evidence for the predicted grade\n(relative to each map's maximum)", fontsize=8)
     bar.ax.tick_params(labelsize=7)
     fig.text(0.01, 0.01, GRADCAM_CAPTION, fontsize=7.5, wrap=True, va="bottom", ha="left")
     return fig
