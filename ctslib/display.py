@@ -93,3 +93,17 @@ def title_figure(fig: Any, title: str, source: str) -> Any:
     if not fig.get_constrained_layout():
         fig.tight_layout()
     return fig
+
+
+def shown_table(table: Any) -> Any:
+    """A DataFrame to display in a cell: numbers by ``format_number`` (per column name), empty cells as a dash.
+
+    For tables with holes (e.g. the paper's columns of the QC funnel), where pandas would print NaN;
+    columns named "paper..." keep the paper's digits, as on the index.
+    """
+    def rule(column: str) -> Any:
+        return lambda v: format_number(v, name=column, paper=column.lower().startswith("paper"))
+
+    numbers = table.select_dtypes("number").columns
+    return table.style.format({c: rule(str(c)) for c in numbers}, na_rep="–").hide(axis="index")
+

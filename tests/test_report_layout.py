@@ -393,3 +393,12 @@ def test_smoke_report_stores_images_and_style_once(smoke_run) -> None:
             for out in cell.get("outputs", []):
                 if "ctslib_figure" in out.get("metadata", {}):
                     assert "image/png" not in out["data"], notebook.name  # linked, not a second copy
+
+
+def test_tables_with_holes_show_a_dash_not_nan() -> None:
+    from ctslib.display import shown_table
+
+    html = shown_table(pd.DataFrame({"step": ["extracted", "kept %"], "transverse": [360.0, 28.6111],
+                                     "paper_all": [np.nan, 21.1686]})).to_html()
+    assert "NaN" not in html and "nan" not in html and "–" in html
+    assert ">360<" in html and ">28.611<" in html and ">21.1686<" in html  # the paper's digits, as on the index
