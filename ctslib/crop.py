@@ -562,15 +562,19 @@ def plot_crop_examples(
     pred_masks: Sequence[np.ndarray],
     rows: pd.DataFrame,
     true_masks: Sequence[np.ndarray | None] | None = None,
+    title: str | None = None,
 ):
     """Frames with the predicted nerve contour (yellow), true contour (cyan, if any) and crop box (red).
 
-    Laid out with planes as rows and grades as columns (``rows`` from ``pick_examples``).
+    Laid out with planes as rows and grades as columns (``rows`` from ``pick_examples``); a legend
+    names the marks; ``title`` (e.g. from ``ctslib.figures.figure_title``) goes on top.
     """
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    fig, axes = plt.subplots(len(PLANES), len(GRADES), figsize=(3.0 * len(GRADES), 3.5 * len(PLANES)), squeeze=False)
+    # constrained layout keeps panel titles, the suptitle and the legend below apart (tight_layout let them overlap)
+    fig, axes = plt.subplots(len(PLANES), len(GRADES), figsize=(3.0 * len(GRADES), 3.5 * len(PLANES) + 0.6),
+                             squeeze=False, layout="constrained")
     for ax in axes.ravel():
         ax.axis("off")
     for k, row in enumerate(rows.itertuples(index=False)):
@@ -586,8 +590,24 @@ def plot_crop_examples(
         ax.plot(row.centre_x, row.centre_y, "r+", markersize=8)
         measure = "CSA" if row.plane == "transverse" else "nerve area"
         ax.set_title(f"{row.plane} · {row.grade}\n{measure} {row.csa_mm2:.1f} mm²", fontsize=9)
-    fig.tight_layout()
+    fig.legend(handles=crop_legend_handles(with_truth=true_masks is not None), loc="outside lower center", ncols=4,
+               fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=11)
     return fig
+
+
+def crop_legend_handles(*, with_truth: bool) -> list:
+    """Legend entries for the marks of ``plot_crop_examples``."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [Line2D([], [], color="yellow", lw=1.5, label="predicted nerve outline")]
+    if with_truth:
+        handles.append(Line2D([], [], color="cyan", lw=1.5, label="true nerve outline (mask)"))
+    handles += [Patch(fill=False, edgecolor="red", lw=1.2, label="crop box"),
+                Line2D([], [], color="red", marker="+", ls="", markersize=8, label="crop centre")]
+    return handles
 
 
 def example_figure(
@@ -601,6 +621,7 @@ def example_figure(
     seed: int,
     flip_tta: bool = False,
     hints: Mapping[tuple[str, str], tuple[float, float]] | None = None,
+    title: str | None = None,
 ):
     """``plot_crop_examples`` of one seeded cropped frame per grade x plane, segmented as in ``crop_frames``."""
     from ctslib.segment import read_gray, read_mask, segment_images
@@ -611,4 +632,4 @@ def example_figure(
     points = [hint_pixels(hints, r, im.shape) for r, im in zip(rows, images)] if hints else None
     preds = segment_images(model, images, input_size, threshold, flip_tta=flip_tta, hints=points)
     trues = [read_mask(p) if p.exists() else None for p in (Path(masks_dir) / f"{r['frame_id']}.png" for r in rows)]
-    return plot_crop_examples(images, preds, examples, trues)
+    return plot_crop_examples(images, preds, examples, trues, title=title)

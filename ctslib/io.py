@@ -137,12 +137,38 @@ def write_table(
     return df
 
 
+FIGURE_FILE_KEY = "ctslib_figure"
+"""Output metadata naming the report file a displayed figure was saved as (see ``ctslib.pages``)."""
+
+
 def save_figure(fig: Any, name: str, figures_dir: str | Path, *, dpi: int = 120) -> Path:
-    """Save a Matplotlib figure as ``<figures_dir>/<name>.png`` atomically."""
+    """Save a Matplotlib figure as ``<figures_dir>/<name>.png`` atomically.
+
+    In a notebook kernel the saved PNG is shown (once, tagged with its report file) and the figure
+    closed, so ``ctslib.pages`` can replace the notebook's copy with a link to that file: the report
+    then stores each image once.
+    """
     path = Path(figures_dir) / f"{name}.png"
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png", metadata={"Software": None})
+    _show_saved(fig, path)
     return path
+
+
+def _show_saved(fig: Any, path: Path) -> None:
+    """Display the saved PNG in a running IPython kernel (tagged with its report-relative name) and close ``fig``."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "kernel"):
+        return
+    import matplotlib.pyplot as plt
+
+    display(Image(filename=str(path)), metadata={FIGURE_FILE_KEY: f"{path.parent.name}/{path.name}"})
+    plt.close(fig)
 
 
 def record(name: str, value: Any, record_file: str | Path, *, show: bool = True) -> Any:
@@ -156,7 +182,10 @@ def record(name: str, value: Any, record_file: str | Path, *, show: bool = True)
     data[name] = to_jsonable(value)
     write_json(path, data)
     if show:
-        print(f"record: {name} = {data[name]}")
+        from ctslib.display import shown_value
+
+        # the stored value keeps full precision; the reader sees the report's rounding rule
+        print(f"record: {name} = {shown_value(data[name], name)}")
     return value
 
 

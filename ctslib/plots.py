@@ -91,16 +91,27 @@ def leakage_figure(frame_metrics: pd.DataFrame, leakage: pd.DataFrame, *, ci: fl
     return fig
 
 
+GRADCAM_CMAP = "cividis"
+"""Grad-CAM's colour map: perceptually uniform and readable with colour-vision deficiency (jet is neither)."""
+
+GRADCAM_CAPTION = (
+    "How to read: bright (yellow) marks the parts of the crop that most raised the score of the grade the "
+    "model predicted; no tint = no positive evidence. Heat on the median nerve supports the model; heat on "
+    "skin, the retinaculum or tendon edges means it graded from other structures. ✗ = wrong prediction."
+)
+"""The caption printed under the Grad-CAM figure (and shown on the report index)."""
+
+
 def gradcam_figure(examples: Sequence[SaliencyExample], *, alpha: float = 0.6, subtitle: str | None = None) -> plt.Figure:
-    """Crops with their Grad-CAM overlay: columns = true grade, rows = model x example; a colour bar
-    gives the scale (0 = no positive evidence, 1 = the map's maximum)."""
+    """Crops with their Grad-CAM overlay: columns = true grade, rows = model x example; a labelled colour bar
+    gives the scale (0 = no positive evidence, 1 = the map's maximum) and a caption says what to read from it."""
     models = list(dict.fromkeys(e.model for e in examples))
     per_cell: dict[tuple[str, int], list[SaliencyExample]] = {}
     for e in examples:
         per_cell.setdefault((e.model, e.y_true), []).append(e)
     depth = max((len(v) for v in per_cell.values()), default=1)
     n_rows = max(len(models) * depth, 1)
-    fig, axes = plt.subplots(n_rows, len(GRADES), figsize=(2.3 * len(GRADES), 2.4 * n_rows), squeeze=False)
+    fig, axes = plt.subplots(n_rows, len(GRADES), figsize=(2.3 * len(GRADES), 2.4 * n_rows + 0.6), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for m, model in enumerate(models):
@@ -108,14 +119,18 @@ def gradcam_figure(examples: Sequence[SaliencyExample], *, alpha: float = 0.6, s
             for k, e in enumerate(per_cell.get((model, g), [])):
                 ax = axes[m * depth + k, g]
                 ax.imshow(e.image, cmap="gray", vmin=0, vmax=1)
-                ax.imshow(e.cam, cmap="jet", alpha=alpha * e.cam, vmin=0, vmax=1)  # no evidence: no tint
+                ax.imshow(e.cam, cmap=GRADCAM_CMAP, alpha=alpha * e.cam, vmin=0, vmax=1)  # no evidence: no tint
                 mark = "" if e.y_pred == e.y_true else " ✗"
                 empty = "" if e.cam.max() > 0 else "\n(map empty: no positive evidence)"
                 ax.set_title(f"{model[:5]}. {grade} → {GRADES[e.y_pred]} ({e.probability:.2f}){mark}{empty}",
                              fontsize=8)
     fig.suptitle(_titles("Grad-CAM (last conv layer) for the predicted grade; columns = NCS grade", subtitle), fontsize=10)
-    fig.tight_layout(rect=(0, 0, 0.9, 1))
-    scale = fig.add_axes((0.92, 0.15, 0.02, 0.7))
-    bar = fig.colorbar(plt.cm.ScalarMappable(norm=plt.Normalize(0, 1), cmap="jet"), cax=scale)
-    bar.set_label("Grad-CAM (relative to the map's maximum)", fontsize=8)
+    caption_height = 0.6 / fig.get_figheight()
+    fig.tight_layout(rect=(0, caption_height, 0.88, 1))
+    scale = fig.add_axes((0.9, 0.15 + caption_height, 0.02, 0.65))
+    bar = fig.colorbar(plt.cm.ScalarMappable(norm=plt.Normalize(0, 1), cmap=GRADCAM_CMAP), cax=scale)
+    bar.set_ticks([0, 0.5, 1], labels=["0: none", "0.5", "1: strongest"])
+    bar.set_label("Grad-CAM: evidence for the predicted grade\n(relative to each map's maximum)", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+    fig.text(0.01, 0.01, GRADCAM_CAPTION, fontsize=7.5, wrap=True, va="bottom", ha="left")
     return fig

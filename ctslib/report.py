@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import math
 import platform
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from ctslib.acquisition import source_of
+from ctslib.display import format_number, is_metric, shown_value
 from ctslib.io import read_records, read_report_warnings, write_json, write_text
 from ctslib.machine import cpu_info, machine_line
 from ctslib.paths import NOTEBOOKS_DIR, PROJECT_ROOT, STAGES, RunPaths
@@ -49,6 +49,15 @@ FIGURE_TITLES: dict[str, str] = {
     "gradcam": "Grad-CAM saliency of the models trained on the grouped split",
 }
 """Headings of figures that have no caption file (tables take theirs from the Markdown caption)."""
+
+FIGURE_NOTES: dict[str, str] = {
+    "gradcam": ("Bright (yellow) marks what most raised the score of the predicted grade. Heat on the median nerve "
+                "supports the model; heat on skin, the retinaculum or tendon edges means it graded from other "
+                "structures."),
+    "figure2_cv": "Lines: mean over the folds per epoch; band: lowest to highest fold.",
+    "figure3_cv": "Lines: mean over the folds per epoch; band: lowest to highest fold.",
+}
+"""What to read from a figure, shown under its heading on the index."""
 
 PAPER_RECIPE: dict[str, dict[str, Any]] = {
     "04": {"EPOCHS": 500, "BATCH_SIZE": 30, "DROPOUT": [0.6, 0.6, 0.6]},
@@ -268,35 +277,28 @@ def build_manifest(
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 
-def format_cell(value: Any, *, column_is_int: bool = False, never_predicted: bool = False) -> str:
-    """A table cell for a reader: integers as integers, other numbers with 3 decimals, no NaN."""
-    if isinstance(value, bool):
+LONG_TABLE_ROWS = 15
+"""Tables with more rows than this are folded on the index (``<details>``), with their row count."""
+
+
+def format_cell(value: Any, *, column_is_int: bool = False, never_predicted: bool = False, name: str = "") -> str:
+    """A table cell for a reader by the report's one rounding rule (``ctslib.display.format_number``).
+
+    A column whose name starts with "paper" holds the paper's values: they keep the paper's digits.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
-    if isinstance(value, (int, float)):
-        if isinstance(value, float) and math.isnan(value):
-            return "never predicted" if never_predicted else "–"
-        if column_is_int or (isinstance(value, int)):
-            return f"{int(value):,}".replace(",", "\u2009") if abs(value) >= 10000 else str(int(value))
-        return f"{value:.3f}"
-    return str(value)
+    return format_number(value, name=name, integer=column_is_int, paper=name.lower().startswith("paper"),
+                         nan="never predicted" if never_predicted else "–")
 
 
-def shown_record(value: Any) -> str:
-    """A recorded headline number for a reader: floats with 3 decimals (also inside lists and dicts)."""
-    def tidy(v: Any) -> Any:
-        if isinstance(v, float):
-            return "–" if math.isnan(v) else float(f"{v:.3f}")
-        if isinstance(v, dict):
-            return {k: tidy(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [tidy(x) for x in v]
-        return v
-
+def shown_record(value: Any, name: str = "") -> str:
+    """A recorded headline number for a reader, by the same rule (also inside lists and dicts)."""
     if isinstance(value, str):
         return value
-    if isinstance(value, float):
-        return format_cell(value)
-    return json.dumps(tidy(value), ensure_ascii=False)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return format_number(value, name=name)  # records name splits ("paper_..."), not the paper's values
+    return json.dumps(shown_value(value, name), ensure_ascii=False)
 
 
 def table_rows(csv_path: Path, max_rows: int = 60) -> tuple[list[str], list[list[str]], int]:
@@ -304,13 +306,14 @@ def table_rows(csv_path: Path, max_rows: int = 60) -> tuple[list[str], list[list
     df = pd.read_csv(csv_path)
     header = [str(c) for c in df.columns]
     int_columns = {c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
-                   and df[c].dropna().apply(lambda v: float(v).is_integer()).all() and df[c].notna().any()
-                   and not str(c).startswith(("p_", "accuracy", "estimate", "ci_"))}
+                   and df[c].notna().any() and df[c].dropna().apply(lambda v: float(v).is_integer()).all()
+                   and not is_metric(str(c)) and not str(c).lower().startswith("paper")}
     rows = []
     for _, row in df.head(max_rows).iterrows():
-        precision_row = any(str(row.get(k, "")).startswith("precision_") for k in ("metric",))
+        precision_row = str(row.get("metric", "")).startswith("precision_")
         rows.append([format_cell(row[c].item() if hasattr(row[c], "item") else row[c], column_is_int=c in int_columns,
-                                 never_predicted=precision_row or str(c).startswith("precision_")) for c in df.columns])
+                                 never_predicted=precision_row or str(c).startswith("precision_"), name=str(c))
+                     for c in df.columns])
     return header, rows, len(df)
 
 
@@ -327,12 +330,67 @@ def caption_of(report: Path, rel: str) -> str:
 
 def output_item(report: Path, rel: str, made_by: str = "") -> dict[str, Any]:
     """What the template needs to show one table or figure."""
-    item = {"rel": rel, "name": Path(rel).stem, "caption": caption_of(report, rel), "made_by": made_by,
-            "kind": "figure" if rel.endswith(".png") else "table", "exists": (report / rel).exists()}
+    kind = "figure" if rel.endswith(".png") else "table"
+    # a stage often writes a table and a figure of the same name (qc_funnel): the kind keeps ids unique
+    item = {"rel": rel, "name": Path(rel).stem, "id": f"{kind}-{Path(rel).stem}", "caption": caption_of(report, rel),
+            "made_by": made_by, "kind": kind, "exists": (report / rel).exists(),
+            "note": FIGURE_NOTES.get(Path(rel).stem, "") if kind == "figure" else "",
+            "made_by_page": bool(made_by) and (report / f"{made_by}.html").exists()}
     if item["kind"] == "table" and item["exists"]:
         item["header"], item["rows"], item["n_rows"] = table_rows(report / rel)
         item["md"] = Path(rel).with_suffix(".md").as_posix() if (report / rel).with_suffix(".md").exists() else None
     return item
+
+
+WARNING_KINDS: tuple[tuple[str, str, str], ...] = (
+    ("lost_plane", r"^(?P<video>\S+) (?P<plane>transverse|longitudinal): no nerve found in any of its",
+     "{n} wrist(s) lost their {planes} plane: no nerve was found in any kept frame, so those videos give no crops"),
+    ("few_nerves", r"^\S+ (?:transverse|longitudinal): no nerve found in \d+ of",
+     "{n} video(s) with no nerve found in a large share of their kept frames: fewer crops for those wrists"),
+    ("qc_misses", r"videos had no nerve found in over .* true masks show no nerve",
+     "QC kept frames without the nerve in view; the segmenter rejected them correctly (no effect on the models)"),
+    ("empty_crops", r"crops .* are cut from frames whose true mask shows no nerve",
+     "{n} plane(s) train and score on crops without a nerve: those crops carry the wrist's grade on something else"),
+    ("sanity", r"sanity flags failed",
+     "{n} model/split result(s) failed a sanity flag: there the model did not learn, or does no better than the "
+     "commonest grade (see the verdict's sanity flags)"),
+    ("qc_emptied", r"QC kept (?:none|no frame)",
+     "{n} participant(s) or grade(s) emptied by quality control: left out of every later stage"),
+    ("skipped", r"skipped as unreadable", "{n} line(s) on unreadable videos skipped (tables/skipped_inputs)"),
+    ("text", r"burned-in text found", "{n} video(s) with burned-in text inside the image, blacked out before saving"),
+    ("overlay", r"coloured overlays", "{n} video(s) with coloured overlays (contours, calipers) on the image"),
+    ("masks_unused", r"nerve mask\(s\) is on a frame", "{n} video(s) whose masks lie on no extracted frame (unused)"),
+)
+"""Kinds of stage warnings: (kind, pattern of its messages, its effect in words with ``{n}`` and ``{planes}``)."""
+
+
+def warning_groups(warnings: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """Stage warnings grouped by kind, each with its effect in words, in the order of ``WARNING_KINDS``.
+
+    Messages of no known kind are kept, one group per stage ("other"), so none is ever hidden.
+    """
+    import re
+
+    groups: dict[str, dict[str, Any]] = {}
+    for stage, messages in sorted(warnings.items()):
+        for message in messages:
+            kind = next((k for k, pattern, _ in WARNING_KINDS if re.search(pattern, message)), f"other-{stage}")
+            group = groups.setdefault(kind, {"kind": kind, "stages": [], "messages": [], "planes": []})
+            if stage not in group["stages"]:
+                group["stages"].append(stage)
+            group["messages"].append(message)
+            hit = re.search(r" (transverse|longitudinal): no nerve found in any", message)
+            if hit and hit.group(1) not in group["planes"]:
+                group["planes"].append(hit.group(1))
+    effects = {k: effect for k, _, effect in WARNING_KINDS}
+    order = [k for k, _, _ in WARNING_KINDS]
+    out = []
+    for kind in sorted(groups, key=lambda k: (order.index(k) if k in order else len(order), k)):
+        group = groups[kind]
+        template = effects.get(kind, "{n} other warning(s)")
+        group["effect"] = template.format(n=len(group["messages"]), planes=" or ".join(group["planes"]) or "a")
+        out.append(group)
+    return out
 
 
 def _status_rows(report: Path) -> list[dict[str, str]]:
@@ -362,8 +420,8 @@ def index_context(paths: RunPaths, manifest: dict[str, Any], results: Iterable[S
                  and (o.endswith(".csv") or o.endswith(".png"))]
         records = read_records(paths.records(r.key))
         if extra or records:
-            sections.append({"stem": r.stem, "anchor": f"stage-{r.key}",
-                             "records": [(k, shown_record(v)) for k, v in records.items()],
+            sections.append({"stem": r.stem, "anchor": f"stage-{r.key}", "html": (report / f"{r.stem}.html").exists(),
+                             "records": [(k, shown_record(v, k)) for k, v in records.items()],
                              "outputs": [output_item(report, o, r.stem) for o in extra]})
     from ctslib.evaluate.meaning import meaning_box  # here: ctslib.evaluate pulls in scikit-learn
 
@@ -378,6 +436,8 @@ def index_context(paths: RunPaths, manifest: dict[str, Any], results: Iterable[S
         "deviations": manifest.get("deviations_from_paper", []),
         "flags": _status_rows(report),
         "warnings": read_report_warnings(report),
+        "warning_groups": warning_groups(read_report_warnings(report)),
+        "long_table_rows": LONG_TABLE_ROWS,
         "stages": stages,
         "paper_outputs": [output_item(report, rel, made_by.get(rel, "")) for rel in PAPER_OUTPUTS],
         "sections": sections,

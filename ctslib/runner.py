@@ -318,16 +318,17 @@ def clean_outputs(nb: Any) -> Any:
 
 
 def export_html(executed: Path, html: Path) -> None:
-    """Export an executed notebook to standalone, offline HTML atomically.
+    """Export an executed notebook to offline HTML atomically.
 
-    Images are embedded; nothing is loaded from a CDN (the ``notebook`` template in
-    ``ctslib/templates`` drops require.js, MathJax and Mermaid); stderr noise from TensorFlow, absl
-    and tqdm is removed; the page links back to ``index.html``.
+    Saved figures are linked and the style sheet shared (``ctslib.pages``); nothing is loaded from a CDN
+    (the ``notebook`` template in ``ctslib/templates`` drops require.js, MathJax and Mermaid); stderr noise
+    from TensorFlow, absl and tqdm is removed; the page links back to ``index.html``.
     """
-    import nbformat
     from nbconvert import HTMLExporter
 
-    nb = clean_outputs(nbformat.read(str(executed), as_version=4))
+    from ctslib.pages import prepare_page
+
+    nb = clean_outputs(prepare_page(executed))  # saved figures linked, shared CSS written (ctslib.pages)
     exporter = HTMLExporter(template_name="notebook", extra_template_basedirs=[str(TEMPLATES_DIR)])
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": executed.stem}})
     write_text(html, body)

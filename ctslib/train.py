@@ -343,8 +343,9 @@ def train_plane(frames: pd.DataFrame, split_table: pd.DataFrame, settings: Train
 def training_curves_figure(history: pd.DataFrame, title: str | None = None, subtitle: str | None = None):
     """Training and validation accuracy (left) and loss (right) per epoch: the paper's Figures 2-3.
 
-    With several splits in ``history`` (e.g. CV folds) each split is one pair of lines. Epoch ticks
-    are whole numbers; ``subtitle`` (e.g. "synthetic data") goes under the title.
+    One split: its two lines. Several splits (CV folds): the mean over the folds per epoch with a
+    band from the lowest to the highest fold, because ten overlaid pairs of lines cannot be told
+    apart. Epoch ticks are whole numbers; ``subtitle`` (e.g. "synthetic data") goes under the title.
     """
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
@@ -352,13 +353,16 @@ def training_curves_figure(history: pd.DataFrame, title: str | None = None, subt
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     splits = list(dict.fromkeys(history["split"]))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, split in enumerate(splits):
-        part = history[history["split"] == split]
-        label = "" if len(splits) == 1 else f" ({split})"
-        c_train, c_val = (colors[0], colors[1]) if len(splits) == 1 else (colors[i % len(colors)],) * 2
-        for ax, metric, name in ((axes[0], "accuracy", "accuracy"), (axes[1], "loss", "loss")):
-            ax.plot(part["epoch"], part[metric], color=c_train, lw=1.5, label=f"training{label}")
-            ax.plot(part["epoch"], part[f"val_{metric}"], color=c_val, lw=1.5, ls="--", label=f"validation{label}")
+    for ax, metric in ((axes[0], "accuracy"), (axes[1], "loss")):
+        for column, name, colour, style in ((metric, "training", colors[0], "-"), (f"val_{metric}", "validation",
+                                                                                    colors[1], "--")):
+            if len(splits) == 1:
+                ax.plot(history["epoch"], history[column], color=colour, lw=1.5, ls=style, label=name)
+                continue
+            band = history.groupby("epoch")[column].agg(["mean", "min", "max"]).reset_index()
+            ax.fill_between(band["epoch"], band["min"], band["max"], color=colour, alpha=0.2, lw=0)
+            ax.plot(band["epoch"], band["mean"], color=colour, lw=1.8, ls=style,
+                    label=f"{name}: mean of {len(splits)} folds (band: lowest to highest fold)")
     axes[0].set(xlabel="epoch", ylabel="accuracy", title="Model accuracy", ylim=(0, 1.02))
     axes[1].set(xlabel="epoch", ylabel="loss (categorical cross-entropy)", title="Model loss")
     for ax in axes:

@@ -6,6 +6,7 @@ reads it as an input.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,8 +151,17 @@ def examples(data_dir: str | Path, frames: pd.DataFrame, wrists: pd.DataFrame) -
     return out
 
 
-def plot_montage(items: list[Example], spacing_mm: float):
-    """Grid of example frames (rows = grade, columns = plane) with the nerve mask outlined."""
+def shown_video(stem: str, pseudonyms: Mapping[str, str] | None) -> str:
+    """A video stem (``S001_L_transverse``) with its participant id replaced by the pseudonym tables use (P001)."""
+    participant, _, rest = stem.partition("_")
+    return f"{(pseudonyms or {}).get(participant, participant)}_{rest}" if rest else stem
+
+
+def plot_montage(items: list[Example], spacing_mm: float, pseudonyms: Mapping[str, str] | None = None):
+    """Grid of example frames (rows = grade, columns = plane) with the nerve mask outlined.
+
+    ``pseudonyms`` (source participant id -> P001 ...) labels each frame with the id every table uses.
+    """
     import matplotlib.pyplot as plt
 
     grades = [g for g in GRADES if any(e.grade == g for e in items)]
@@ -165,7 +175,7 @@ def plot_montage(items: list[Example], spacing_mm: float):
         ax.imshow(e.frame, cmap="gray", vmin=0, vmax=255, extent=extent)
         if e.mask.any():
             ax.contour(np.arange(w) * spacing_mm, np.arange(h) * spacing_mm, e.mask, levels=[0.5], colors="yellow", linewidths=0.8)
-        ax.set_title(f"{e.grade} · {e.plane}\n{e.video} frame {e.source_index}", fontsize=9)
+        ax.set_title(f"{e.grade} · {e.plane}\n{shown_video(e.video, pseudonyms)} frame {e.source_index}", fontsize=9)
         ax.axis("on")
         ax.set_xlabel("mm", fontsize=8)
         ax.tick_params(labelsize=7)
