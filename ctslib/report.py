@@ -13,6 +13,7 @@ import datetime
 import hashlib
 import json
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -393,6 +394,23 @@ def warning_groups(warnings: dict[str, list[str]]) -> list[dict[str, Any]]:
     return out
 
 
+BOXED_RECORDS = frozenset({"meaning", "verdict_sentence"})
+"""Stage-06 records the index shows in the verdict box, so its headline-number table leaves them out."""
+
+
+def lead_and_rest(text: str | None, lead_sentences: int = 2) -> tuple[str, str]:
+    """The first ``lead_sentences`` sentences of ``text`` and the rest (folded on the index).
+
+    The verdict sentence lists every paired comparison; a reader needs its opening on the first screen
+    and the details one click away. Sentences end at a full stop followed by a space and a capital, so
+    decimals such as 0.92 never split one.
+    """
+    if not text:
+        return "", ""
+    sentences = re.split(r"(?<=[.:])\s+(?=[A-Z])", text.strip())
+    return " ".join(sentences[:lead_sentences]), " ".join(sentences[lead_sentences:])
+
+
 def _status_rows(report: Path) -> list[dict[str, str]]:
     path = report / "tables" / "sanity_overview.csv"
     if not path.exists():
@@ -421,7 +439,8 @@ def index_context(paths: RunPaths, manifest: dict[str, Any], results: Iterable[S
         records = read_records(paths.records(r.key))
         if extra or records:
             sections.append({"stem": r.stem, "anchor": f"stage-{r.key}", "html": (report / f"{r.stem}.html").exists(),
-                             "records": [(k, shown_record(v, k)) for k, v in records.items()],
+                             "records": [(k, shown_record(v, k)) for k, v in records.items()
+                                         if not (r.key == "06" and k in BOXED_RECORDS)],
                              "outputs": [output_item(report, o, r.stem) for o in extra]})
     from ctslib.evaluate.meaning import meaning_box  # here: ctslib.evaluate pulls in scikit-learn
 
@@ -433,6 +452,8 @@ def index_context(paths: RunPaths, manifest: dict[str, Any], results: Iterable[S
         "synthetic_note": SYNTHETIC_NOTE,
         "verdict": verdict,
         "verdict_sentence": records_06.get("verdict_sentence"),
+        "verdict_lead": lead_and_rest(records_06.get("verdict_sentence"))[0],
+        "verdict_more": lead_and_rest(records_06.get("verdict_sentence"))[1],
         "deviations": manifest.get("deviations_from_paper", []),
         "flags": _status_rows(report),
         "warnings": read_report_warnings(report),

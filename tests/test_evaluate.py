@@ -465,8 +465,8 @@ def test_verdict_sentence_is_built_from_the_numbers():
     csa = pd.DataFrame([{"model": "CSA thresholds (transverse)", "split": "cv", "metric": "accuracy",
                          "estimate": 0.62, "ci_low": 0.52, "ci_high": 0.72}])
     text = ev.verdict_sentence(frame, source="synthetic", wrist_metrics=wrist, csa_metrics=csa)
-    assert "transverse CNN scores 0.95" in text and "0.40 [0.30, 0.45] by grouped cross-validation" in text
-    assert "The CSA-threshold baseline grades 0.62 [0.52, 0.72] of the wrists correctly" in text and "synthetic" in text
+    assert "transverse CNN scores 0.950" in text and "0.400 [0.300, 0.450] by grouped cross-validation" in text
+    assert "The CSA-threshold baseline grades 0.620 [0.520, 0.720] of the wrists correctly" in text and "synthetic" in text
     # without a paired table no comparison is claimed: overlapping separate intervals decide nothing
     assert "not clearly different" not in text and "lower than" not in text and "falls below" not in text
     table = ev.verdict_table(frame, wrist_metrics=wrist, csa_metrics=csa)

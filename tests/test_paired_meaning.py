@@ -85,7 +85,7 @@ def test_paired_table_reads_each_pair_and_names_n():
     assert list(table["n_wrists"]) == [40, 30, 30]
     assert table.iloc[0]["reading"] == "transverse CNN higher than CSA"
     assert "on 40 wrists of 40 participants" in ev.paired_phrase(table.iloc[0])
-    assert ev.paired_phrase(table.iloc[0]).startswith("transverse CNN minus CSA: +0.20 [+")
+    assert ev.paired_phrase(table.iloc[0]).startswith("transverse CNN minus CSA: +0.200 [+")
 
 
 def paired_row(first, second, diff, low, high, n=84, people=42, split="cv"):
@@ -102,16 +102,16 @@ def test_verdict_and_summary_read_comparisons_from_the_paired_table_on_one_split
     paired = pd.DataFrame([paired_row("transverse CNN", "CSA thresholds (transverse)", -0.13, -0.24, -0.01),
                            paired_row("transverse CNN", "longitudinal CNN", 0.03, -0.08, 0.12, n=92, people=46)])
     text = ev.verdict_sentence(frame, source="synthetic", csa_metrics=csa, paired=paired)
-    assert "The CSA-threshold baseline grades 0.71 [0.61, 0.81] of the wrists correctly by grouped cross-validation" in text
+    assert "The CSA-threshold baseline grades 0.710 [0.610, 0.810] of the wrists correctly by grouped cross-validation" in text
     assert ("Against the CSA baseline on the wrists both grade by grouped cross-validation (accuracy difference, "
-            "paired participant bootstrap): the transverse CNN -0.13 [-0.24, -0.01] on 84 wrists of 42 participants, "
+            "paired participant bootstrap): the transverse CNN -0.130 [-0.240, -0.010] on 84 wrists of 42 participants, "
             "lower than the baseline.") in text
-    assert ("Model against model on the wrists both grade (paired): transverse CNN minus longitudinal CNN +0.03 "
-            "[-0.08, +0.12], 92 wrists, not clearly different.") in text
+    assert ("Model against model on the wrists both grade (paired): transverse CNN minus longitudinal CNN +0.030 "
+            "[-0.080, +0.120], 92 wrists, not clearly different.") in text
     flipped = ev.verdict_sentence(frame, source="synthetic", csa_metrics=csa,
                                   paired=paired.assign(difference=[0.13, 0.03], ci_low=[0.01, -0.08], ci_high=[0.24, 0.12]))
-    assert "the transverse CNN +0.13 [+0.01, +0.24] on 84 wrists of 42 participants, higher than the baseline" in flipped
-    assert "0.60" not in text  # the grouped-split baseline is not quoted beside CV numbers
+    assert "the transverse CNN +0.130 [+0.010, +0.240] on 84 wrists of 42 participants, higher than the baseline" in flipped
+    assert "0.600" not in text  # the grouped-split baseline is not quoted beside CV numbers
 
     summary = ev.summary_table(frame, source="synthetic", csa_metrics=csa, paired=paired)
     items = dict(zip(summary["item"], summary["value"]))
@@ -125,7 +125,7 @@ def test_meaning_accuracy_and_confusion_words_follow_the_numbers():
     assert ev.in_ten(0.58) == "about 6 in 10" and ev.in_ten(0.71) == "about 7 in 10" and ev.in_ten(0.25) == "about 3 in 10"
     text = ev.accuracy_words({"transverse CNN": (0.58, 94), "CSA cut-off": (0.71, 84)}, "grouped CV")
     assert text == ("On participants whose wrists no model or cut-off had seen (grouped CV), the transverse CNN graded "
-                    "about 6 in 10 wrists correctly (0.58 of 94) and the CSA cut-off about 7 in 10 (0.71 of 84).")
+                    "about 6 in 10 wrists correctly (55 of 94 wrists, 0.580) and the CSA cut-off about 7 in 10 (60 of 84 wrists, 0.710).")
     assert "about 4 in 10" in ev.accuracy_words({"transverse CNN": (0.38, 94)}, "grouped CV")
 
     # 25 severe frames: 9 called mild (36 %, across the line), 12 right, 4 moderate; mild: 2 of 20 called moderate

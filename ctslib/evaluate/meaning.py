@@ -29,6 +29,11 @@ def in_ten(accuracy: float) -> str:
     return f"about {int(np.floor(accuracy * 10 + 0.5))} in 10"  # half up: 0.25 -> 3, not numpy's half-to-even 2
 
 
+def _count(accuracy: float, n: int) -> str:
+    """``21 of 84 wrists, 0.250``: the count a reader can check, then the accuracy with the report's 3 decimals."""
+    return f"{int(round(accuracy * n))} of {n} wrists, {accuracy:.3f}"
+
+
 def accuracy_words(accuracies: Mapping[str, tuple[float, int]], split_text: str) -> str:
     """Each model's and baseline's accuracy as "about N in 10 wrists" on participants it never saw.
 
@@ -39,8 +44,8 @@ def accuracy_words(accuracies: Mapping[str, tuple[float, int]], split_text: str)
     shown = [(name, acc, n) for name, (acc, n) in accuracies.items() if np.isfinite(acc)]
     if not shown:
         return "No wrist-level accuracy was recorded for new participants."
-    parts = [f"the {name} graded {in_ten(acc)} wrists correctly ({acc:.2f} of {n})" if i == 0
-             else f"the {name} {in_ten(acc)} ({acc:.2f} of {n})" for i, (name, acc, n) in enumerate(shown)]
+    parts = [f"the {name} graded {in_ten(acc)} wrists correctly ({_count(acc, n)})" if i == 0
+             else f"the {name} {in_ten(acc)} ({_count(acc, n)})" for i, (name, acc, n) in enumerate(shown)]
     listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
     return f"On participants whose wrists no model or cut-off had seen ({split_text}), {listed}."
 

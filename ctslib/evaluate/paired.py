@@ -71,12 +71,12 @@ def paired_table(
 
 
 def _signed(estimate: float, low: float, high: float) -> str:
-    """``-0.13 [-0.24, -0.01]``: a difference with its sign, two decimals (the interval when defined)."""
+    """``-0.130 [-0.240, -0.010]``: a difference with its sign, three decimals (the report's rule) (the interval when defined)."""
     if not pd.notna(estimate):
         return "undefined"
     if not (pd.notna(low) and pd.notna(high)):
-        return f"{estimate:+.2f}"
-    return f"{estimate:+.2f} [{low:+.2f}, {high:+.2f}]"
+        return f"{estimate:+.3f}"
+    return f"{estimate:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
 def paired_phrase(row: Mapping) -> str:

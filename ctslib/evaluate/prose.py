@@ -214,9 +214,9 @@ def verdict_sentence(
         published = PAPER_RESULTS.get(model, {}).get("accuracy")
         if ours is None or new is None:
             continue
-        paper_part = f" (paper {published:.2f})" if published is not None else ""
-        claims.append(f"the {model} CNN scores {ours['estimate']:.2f} on the paper's frame split{paper_part} and "
-                      f"{new['estimate']:.2f} [{new['ci_low']:.2f}, {new['ci_high']:.2f}] {fair_words}")
+        paper_part = f" (paper {published:g})" if published is not None else ""
+        claims.append(f"the {model} CNN scores {ours['estimate']:.3f} on the paper's frame split{paper_part} and "
+                      f"{new['estimate']:.3f} [{new['ci_low']:.3f}, {new['ci_high']:.3f}] {fair_words}")
     text = "On " + ("synthetic" if source == "synthetic" else "real") + " data, " + "; ".join(claims) + "."
     if flags is not None and (flags["status"] == "FAIL").any():
         failing = flags[flags["status"] == "FAIL"]
@@ -233,8 +233,8 @@ def verdict_sentence(
         csa_rows = csa_metrics[csa_metrics["model"].astype(str).str.startswith("CSA")]
         csa = _pick(csa_rows, split=fair, metric="accuracy")
     if csa is not None:
-        text += (f" The CSA-threshold baseline grades {csa['estimate']:.2f} [{csa['ci_low']:.2f}, "
-                 f"{csa['ci_high']:.2f}] of the wrists correctly {fair_words}.")
+        text += (f" The CSA-threshold baseline grades {csa['estimate']:.3f} [{csa['ci_low']:.3f}, "
+                 f"{csa['ci_high']:.3f}] of the wrists correctly {fair_words}.")
     if paired is not None and len(paired):
         rows = paired[(paired["split"] == fair) & (paired["n_wrists"] > 0)]
         baseline = rows["second"].astype(str).str.startswith("CSA")
@@ -244,8 +244,8 @@ def verdict_sentence(
                      "participant bootstrap): " + "; ".join(clauses) + ".")
         if (~baseline).any():
             text += (" Model against model on the wrists both grade (paired): " + "; ".join(
-                f"{row['first']} minus {row['second']} {row['difference']:+.2f} [{row['ci_low']:+.2f}, "
-                f"{row['ci_high']:+.2f}], {int(row['n_wrists'])} wrists, "
+                f"{row['first']} minus {row['second']} {row['difference']:+.3f} [{row['ci_low']:+.3f}, "
+                f"{row['ci_high']:+.3f}], {int(row['n_wrists'])} wrists, "
                 f"{difference_word(row['ci_low'], row['ci_high']).replace(' than', '').replace(' from', '')}"
                 for _, row in rows[~baseline].iterrows()) + ".")
     gaps = []
@@ -263,9 +263,9 @@ def verdict_sentence(
 
 
 def _comparison_clause(row: pd.Series) -> str:
-    """``the transverse CNN -0.13 [-0.24, -0.01] on 84 wrists of 42 participants, lower than the baseline``."""
+    """``the transverse CNN -0.130 [-0.240, -0.010] on 84 wrists of 42 participants, lower than the baseline``."""
     word = difference_word(row["ci_low"], row["ci_high"])
-    return (f"the {row['first']} {row['difference']:+.2f} [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}] on "
+    return (f"the {row['first']} {row['difference']:+.3f} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}] on "
             f"{int(row['n_wrists'])} wrists of {int(row['n_participants'])} participants, {word} the baseline")
 
 
