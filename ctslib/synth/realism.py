@@ -407,7 +407,7 @@ def plot_extremes(synthetic: FrameSet, real: FrameSet, result: DomainResult, n: 
     real_top, syn_top = extremes(result, n)
     n_real = len(real.images)
     cols = max(len(real_top), len(syn_top), 1)
-    fig, axes = plt.subplots(2, cols, figsize=(2.6 * cols, 5.6), squeeze=False)
+    fig, axes = plt.subplots(2, cols, figsize=(2.6 * cols, 6.4), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for row, (indices, frames, offset, label) in enumerate(
