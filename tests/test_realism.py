@@ -186,3 +186,14 @@ def test_compare_needs_two_groups_per_domain():
     one_group = speckle_set("synthetic", 6, 7, nerve_level=0.5, scale=0.2, groups=1)
     with pytest.raises(ValueError, match="two groups"):
         realism.compare(one_group, speckle_set("real", 6, 8, nerve_level=1.0, scale=0.2), 64)
+
+
+def test_feature_auc_ranks_a_separating_feature_first():
+    labels = np.repeat([0, 1], 20)
+    noise = np.random.default_rng(0).normal(size=40)
+    x = np.c_[np.full(40, 3.0), -labels + 0.01 * noise, noise]
+    x[0, 2] = np.nan                          # an undefined value is left out, not counted
+    table = realism.feature_auc(x, labels, ["constant", "lower_in_1", "noise"])
+    assert table["feature"].iloc[0] == "lower_in_1" and table["auc"].iloc[0] == pytest.approx(0.0)
+    auc = table.set_index("feature")["auc"]
+    assert auc["constant"] == pytest.approx(0.5) and abs(auc["noise"] - 0.5) < 0.3
