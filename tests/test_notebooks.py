@@ -208,3 +208,23 @@ def test_smoke_segmenter_choice_is_recorded_tabled_and_warned_alike(smoke_run) -
     warnings = json.loads((smoke_run.paths.report / "warnings.json").read_text()).get("03", [])
     shipped_warnings = [w for w in warnings if w.startswith("segmenter: the shipped weights were kept")]
     assert len(shipped_warnings) == (0 if kept else 1)
+
+
+@pytest.mark.notebooks
+def test_smoke_realism_section_compares_with_usgra_when_present(smoke_run) -> None:
+    """Notebook 00 tables synthetic vs real statistics and the domain AUC, or skips cleanly without usgra-seg."""
+    import pandas as pd
+
+    from ctslib.paths import USGRA_SEG_DIR
+
+    rec = smoke_run.records("00")
+    table_path = smoke_run.paths.tables / "realism.csv"
+    if not (USGRA_SEG_DIR / "dataset").is_dir():
+        assert "realism_domain_auc" not in rec and not table_path.exists()
+        return
+    table = pd.read_csv(table_path)
+    assert len(table) == 12 and table[["synthetic", "real", "gap"]].notna().all().all()
+    assert (smoke_run.paths.tables / "realism.md").read_text(encoding="utf-8").startswith("**Synthetic frames vs real")
+    assert rec["realism_n_real"] == 244 and 0 < rec["realism_n_synthetic"] <= 300
+    assert 0.5 < rec["realism_domain_auc"] <= 1.0 and rec["realism_domain_auc_sd"] >= 0
+    assert (smoke_run.paths.figures / "domain_extremes.png").stat().st_size > 0
