@@ -49,16 +49,19 @@ def known_prefixes(
     project: Path | None = None,
     python: Iterable[str | Path] | None = None,
     home: Path | None = None,
+    shared: Iterable[tuple[Path, str]] = (),
 ) -> list[tuple[str, str]]:
     """(absolute prefix, placeholder) pairs, longest prefix first so the most specific one wins.
 
     ``python`` defaults to this interpreter's prefixes and site-packages folders; ``home`` to the
-    user's home folder.
+    user's home folder. ``shared``: other (folder, placeholder) pairs, such as the public usgra-seg
+    images beside the checkout, which lie outside the project and would otherwise show the machine's layout.
     """
     if python is None:
         python = {sys.prefix, sys.base_prefix, sys.exec_prefix, *site.getsitepackages(), site.getusersitepackages()}
     groups: list[tuple[Iterable[str | Path], str]] = [
         (list(data), "<data>"),
+        *(([folder], word) for folder, word in shared),
         (list(work), "<work>"),
         (list(report), "<report>"),
         ([project] if project else [], "<project>"),

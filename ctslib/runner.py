@@ -27,7 +27,7 @@ import psutil
 from ctslib.errors import StageError
 from ctslib.io import sha256_file, sha256_json, sha256_tree, write_json, write_text
 from ctslib.machine import cpu_info, machine_line
-from ctslib.paths import NOTEBOOKS_DIR, PROJECT_ROOT, STAGES, RunPaths
+from ctslib.paths import NOTEBOOKS_DIR, PROJECT_ROOT, STAGES, USGRA_SEG_DIR, RunPaths
 
 # Which earlier stages each stage reads (the data folder is read by every stage but 00).
 DEPENDS: dict[str, tuple[str, ...]] = {
@@ -171,7 +171,7 @@ def report_prefixes(paths: RunPaths, data_dir: Path) -> list[tuple[str, str]]:
     run_dir = kernel_folder(paths)
     data = [run_dir / DATA_LINK, run_dir / "data" / Path(data_dir).name, paths.work / DATA_LINK, data_dir]
     return known_prefixes(work=[run_dir / "work", paths.work], report=[run_dir / "report", paths.report],
-                          data=data, project=PROJECT_ROOT)
+                          data=data, project=PROJECT_ROOT, shared=[(USGRA_SEG_DIR, "<usgra-seg>")])
 
 
 def terminal_text(text: str, paths: RunPaths, data_dir: Path) -> str:

@@ -234,3 +234,12 @@ def test_warnings_name_their_source_below_its_package_root():
     assert text.startswith("ctslib/evaluate/tables.py:3: UserWarning: no severe wrist\n")
     assert str(PROJECT_ROOT) not in text
     assert io.source_name("/nowhere/at/all/x.py") == "x.py"
+
+
+def test_shared_folders_outside_the_project_get_their_own_placeholder(tmp_path):
+    shared = tmp_path / "shared" / "data" / "real" / "usgra-seg"
+    prefixes = known_prefixes(project=tmp_path / "main", python=[], home=tmp_path / "nobody",
+                              shared=[(shared, "<usgra-seg>")])
+    assert scrub_text(f"read {shared}/dataset/test/7.png", prefixes) == "read <usgra-seg>/dataset/test/7.png"
+    assert ("<usgra-seg>" in {word for _, word in report_prefixes(
+        RunPaths(work=tmp_path / "w", report=tmp_path / "r"), tmp_path / "d")})
