@@ -398,17 +398,21 @@ BOXED_RECORDS = frozenset({"meaning", "verdict_sentence"})
 """Stage-06 records the index shows in the verdict box, so its headline-number table leaves them out."""
 
 
-def lead_and_rest(text: str | None, lead_sentences: int = 2) -> tuple[str, str]:
-    """The first ``lead_sentences`` sentences of ``text`` and the rest (folded on the index).
+def lead_and_rest(text: str | None, lead_sentences: int = 2,
+                  always: tuple[str, ...] = ("Against the CSA baseline",)) -> tuple[str, str]:
+    """The opening of ``text`` for the first screen, and the rest (folded on the index).
 
-    The verdict sentence lists every paired comparison; a reader needs its opening on the first screen
-    and the details one click away. Sentences end at a full stop followed by a space and a capital, so
-    decimals such as 0.92 never split one.
+    The verdict lists every paired comparison; a reader needs its opening and the comparison with the
+    clinical baseline (sentences starting with one of ``always``) at once, the rest one click away.
+    Sentences end at a full stop or colon followed by a space and a capital, so decimals such as 0.92
+    never split one.
     """
     if not text:
         return "", ""
     sentences = re.split(r"(?<=[.:])\s+(?=[A-Z])", text.strip())
-    return " ".join(sentences[:lead_sentences]), " ".join(sentences[lead_sentences:])
+    lead = [s for i, s in enumerate(sentences) if i < lead_sentences or s.startswith(always)]
+    rest = [s for i, s in enumerate(sentences) if not (i < lead_sentences or s.startswith(always))]
+    return " ".join(lead), " ".join(rest)
 
 
 def _status_rows(report: Path) -> list[dict[str, str]]:

@@ -404,13 +404,14 @@ def test_tables_with_holes_show_a_dash_not_nan() -> None:
     assert ">360<" in html and ">28.611<" in html and ">21.1686<" in html  # the paper's digits, as on the index
 
 
-def test_verdict_lead_keeps_two_sentences_and_folds_the_rest_without_splitting_decimals():
+def test_verdict_lead_keeps_the_opening_and_the_csa_comparison_and_folds_the_rest():
     from ctslib.report import lead_and_rest
 
     text = ("Caution: 1 of 4 results fail a flag. On synthetic data the CNN scores 0.921 [0.800, 0.950]. "
             "Against the CSA baseline: -0.130 [-0.240, -0.010]. These are synthetic data.")
     lead, rest = lead_and_rest(text)
-    assert lead == "Caution: 1 of 4 results fail a flag. On synthetic data the CNN scores 0.921 [0.800, 0.950]."
-    assert rest == "Against the CSA baseline: -0.130 [-0.240, -0.010]. These are synthetic data."
+    assert lead == ("Caution: 1 of 4 results fail a flag. On synthetic data the CNN scores 0.921 [0.800, 0.950]. "
+                    "Against the CSA baseline: -0.130 [-0.240, -0.010].")  # the clinical comparison stays in view
+    assert rest == "These are synthetic data."
     assert lead_and_rest("One sentence only.") == ("One sentence only.", "")
     assert lead_and_rest(None) == ("", "")

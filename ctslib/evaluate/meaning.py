@@ -47,7 +47,7 @@ def accuracy_words(accuracies: Mapping[str, tuple[float, int]], split_text: str)
     parts = [f"the {name} graded {in_ten(acc)} wrists correctly ({_count(acc, n)})" if i == 0
              else f"the {name} {in_ten(acc)} ({_count(acc, n)})" for i, (name, acc, n) in enumerate(shown)]
     listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-    return f"On participants whose wrists no model or cut-off had seen ({split_text}), {listed}."
+    return f"On participants whose wrists no model or cut-off had seen ({split_text.replace('(', '- ').replace(')', '')}), {listed}."
 
 
 def clinical_confusion(y_true: Sequence[int], y_pred: Sequence[int]) -> tuple[str, str, float, int, int] | None:
