@@ -42,6 +42,7 @@ import pandas as pd
 
 from ctslib import GRADES, PLANES
 from ctslib.errors import InputError
+from ctslib.geometry import mask_centroid, point_in_mask
 from ctslib.handoff import as_bool, write_png  # noqa: F401  (one definition, re-exported)
 
 NO_NERVE_REASON = "no_nerve_found"
@@ -81,14 +82,6 @@ class CropPlan:
     x0: int
     y0: int
     crop_size: int
-
-
-def mask_centroid(mask: np.ndarray) -> tuple[float, float] | None:
-    """Centroid (x = column, y = row) of a binary mask's pixels, or None when it is empty."""
-    m = cv2.moments((mask > 0).astype(np.uint8), binaryImage=True)
-    if m["m00"] == 0:
-        return None
-    return m["m10"] / m["m00"], m["m01"] / m["m00"]
 
 
 def crop_origin(centre_x: float, centre_y: float, crop_size: int, width: int, height: int) -> tuple[int, int]:
@@ -136,15 +129,6 @@ def csa_mm2(mask: np.ndarray, spacing_row_mm: float, spacing_col_mm: float) -> f
 def min_area_pixels(min_area_mm2: float, spacing_row_mm: float, spacing_col_mm: float) -> float:
     """The no-nerve threshold in pixels of a frame with the given spacing."""
     return float(min_area_mm2) / (float(spacing_row_mm) * float(spacing_col_mm))
-
-
-def point_in_mask(mask: np.ndarray, x: float, y: float) -> bool:
-    """Whether pixel (round(x), round(y)) is inside ``mask`` (False off-image or for NaN)."""
-    if not (np.isfinite(x) and np.isfinite(y)):
-        return False
-    col, row = int(np.floor(x + 0.5)), int(np.floor(y + 0.5))
-    height, width = mask.shape
-    return 0 <= row < height and 0 <= col < width and bool(mask[row, col] > 0)
 
 
 def fraction_in_box(mask: np.ndarray, x0: int, y0: int, crop_size: int) -> float:

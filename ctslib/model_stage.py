@@ -133,8 +133,9 @@ def draw_splits(stage: ModelStage, frames: pd.DataFrame, *, seed: int, val_fract
 
 def train_splits(stage: ModelStage, frames: pd.DataFrame, split_table: pd.DataFrame, settings: Any, *, seed: int,
                  seeds: int, workers: int, gpus_per_task: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train on every split (``ctslib.train.train_plane``); table the results. Returns (summary, history)."""
-    from ctslib.train import train_plane, training_sentence
+    """Train on every split (``ctslib.tasks.train_plane``); table the results. Returns (summary, history)."""
+    from ctslib.tasks import train_plane
+    from ctslib.train import training_sentence
 
     summary = train_plane(frames, split_table, settings, seed=seed, paths=stage.paths, seeds=seeds,
                           workers=workers, gpus_per_task=gpus_per_task)

@@ -29,6 +29,7 @@ import pandas as pd
 
 from ctslib.data import steady
 from ctslib.errors import InputError
+from ctslib.geometry import mask_centroid, point_in_mask
 from ctslib.io import atomic_path
 
 USGRA_ATTRIBUTION = "usgra-seg dataset, T. M. Kandaouroff (github.com/tmkand/usgra-seg), CC-BY 4.0"
@@ -158,7 +159,6 @@ def usgra_check(
     threshold; several nerves can be in one usgra-seg image) and ``crop_hit`` (the centroid of
     the largest component lies inside the true nerve; False when nothing was predicted).
     """
-    from ctslib.crop import mask_centroid, point_in_mask
 
     image_paths, mask_paths = usgra_pairs(root, subset)
     images = [read_gray(p) for p in image_paths]
@@ -998,7 +998,6 @@ def plot_usgra_worst(model, table: pd.DataFrame, input_size: int, threshold: flo
     """The ``n`` usgra-seg images of lowest Dice: true nerve (cyan), prediction (yellow), crop centre (red)."""
     import matplotlib.pyplot as plt
 
-    from ctslib.crop import mask_centroid
 
     worst = table.sort_values(["dice_largest", "id"]).head(n)
     image_paths, mask_paths = usgra_pairs(root, subset)

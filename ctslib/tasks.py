@@ -36,14 +36,16 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
 from ctslib.errors import StageError
-
-if TYPE_CHECKING:
-    from ctslib.train import SplitResult, TrainSettings
+from ctslib.handoff import PREDICTION_COLUMNS
+from ctslib.io import write_csv
+from ctslib.paths import RunPaths
+from ctslib.split import SPLIT_COLUMNS, check_split
+from ctslib.train import SplitResult, TrainSettings, save_model, train_split
 
 RAY_ADDRESS_ENV = "RAY_ADDRESS"
 """Environment variable naming a running Ray cluster (Ray's own convention)."""
@@ -72,8 +74,6 @@ def training_jobs(splits: Sequence[str], seed: int, seeds: int = 1) -> list[Trai
 
 def train_job(frames: pd.DataFrame, split_table: pd.DataFrame, settings: TrainSettings, job: TrainingJob) -> SplitResult:
     """Train one job (``ctslib.train.train_split``); its history, predictions and summary carry ``job.name``."""
-    from ctslib.train import train_split
-
     result = train_split(frames, split_table, job.split, settings, job.seed)
     if job.name != job.split:
         result.split = result.summary["split"] = job.name
@@ -244,3 +244,41 @@ def _ray_trainings(frames, split_table, settings, jobs, workers, cpus_per_task, 
             if log:
                 echo(log.rstrip("\n"))
             yield result
+
+
+# ----------------------------------------------------------------------------- a plane's stage
+def train_plane(frames: pd.DataFrame, split_table: pd.DataFrame, settings: TrainSettings, seed: int,
+                paths: RunPaths, splits: list[str] | None = None, seeds: int = 1, workers: int = 1,
+                gpus_per_task: float = 0.0) -> pd.DataFrame:
+    """Train one plane's model on every split and write the stage's hand-off files.
+
+    Writes ``split.csv`` first, then per split ``<split>_best.keras`` and ``<split>_last.keras``,
+    and (rewritten after each split, so finished splits survive an interruption) ``history.csv``
+    and ``predictions.csv``. Every split starts from the same seed. With ``seeds`` > 1 every split
+    is trained again with seed + 1, ... (named ``<split>~s1`` ...): the spread of those results is
+    training variance (same validation participants, only initialisation, order and augmentation differ).
+
+    Each split and seed is one independent training (``ctslib.tasks``): with ``workers`` = 1 they
+    run here one after the other; with more (or ``RAY_ADDRESS`` set) they run as Ray tasks side by
+    side, ``gpus_per_task`` of a GPU each (0: CPU). Files are written in the same order either way.
+
+    Returns:
+        One summary row per split and seed (sizes, best/final validation accuracy, timings).
+    """
+    split_table = split_table[list(SPLIT_COLUMNS)]
+    check_split(split_table)
+    jobs = training_jobs(splits or list(dict.fromkeys(split_table["split"])), seed, seeds)
+    write_csv(split_table, paths.split_csv(settings.plane))
+    histories, predictions, summaries = [], [], []
+    results = run_trainings(frames, split_table, settings, jobs, workers=workers, gpus_per_task=gpus_per_task,
+                            echo=lambda line: print(line, flush=True))
+    for job, result in zip(jobs, results):
+        save_model(result.best_model, paths.model_file(settings.plane, job.name, "best"))
+        save_model(result.last_model, paths.model_file(settings.plane, job.name, "last"))
+        histories.append(result.history)
+        predictions.append(result.predictions)
+        summaries.append({**result.summary, "seed": job.seed})
+        write_csv(pd.concat(histories, ignore_index=True), paths.history_csv(settings.plane))
+        write_csv(pd.concat(predictions, ignore_index=True)[list(PREDICTION_COLUMNS)],
+                  paths.predictions_csv(settings.plane))
+    return pd.DataFrame(summaries)

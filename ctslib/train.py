@@ -15,7 +15,7 @@ Speed is not part of the recipe: with ``TrainSettings(fast=True)`` (notebook par
 ``FAST_PATH``, the default) ``ctslib.speed`` runs the same model and maths on TensorFlow's fused
 kernels and hands back stock Keras layers for saving; ``fast=False`` is plain Keras throughout.
 Every split (and seed replicate) is one independent training, run one after the other here or
-as Ray tasks side by side (``ctslib.tasks``, notebook parameter ``WORKERS``).
+as Ray tasks side by side (``ctslib.tasks.train_plane``, notebook parameter ``WORKERS``).
 """
 
 from __future__ import annotations
@@ -33,12 +33,10 @@ from ctslib import GRADES
 from ctslib.data import make_dataset
 from ctslib.errors import StageError
 from ctslib.handoff import PREDICTION_COLUMNS, PROB_COLUMNS  # noqa: F401  (one definition, re-exported)
-from ctslib.io import atomic_path, write_csv
+from ctslib.io import atomic_path
 from ctslib.models import build_model
-from ctslib.paths import RunPaths
 from ctslib.speed import FastPath, accelerate, fast_path, stock_layers
-from ctslib.split import SPLIT_COLUMNS, check_split
-from ctslib.tasks import replicate_name, run_trainings, training_jobs  # noqa: F401  (replicate_name re-exported)
+from ctslib.split import check_split
 
 HISTORY_COLUMNS: tuple[str, ...] = ("split", "epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 MONITORS = {"val_loss": "min", "val_accuracy": "max"}
@@ -300,43 +298,6 @@ def save_model(model, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         model.save(tmp)
     return Path(path)
-
-
-def train_plane(frames: pd.DataFrame, split_table: pd.DataFrame, settings: TrainSettings, seed: int,
-                paths: RunPaths, splits: list[str] | None = None, seeds: int = 1, workers: int = 1,
-                gpus_per_task: float = 0.0) -> pd.DataFrame:
-    """Train one plane's model on every split and write the stage's hand-off files.
-
-    Writes ``split.csv`` first, then per split ``<split>_best.keras`` and ``<split>_last.keras``,
-    and (rewritten after each split, so finished splits survive an interruption) ``history.csv``
-    and ``predictions.csv``. Every split starts from the same seed. With ``seeds`` > 1 every split
-    is trained again with seed + 1, ... (named ``<split>~s1`` ...): the spread of those results is
-    training variance (same validation participants, only initialisation, order and augmentation differ).
-
-    Each split and seed is one independent training (``ctslib.tasks``): with ``workers`` = 1 they
-    run here one after the other; with more (or ``RAY_ADDRESS`` set) they run as Ray tasks side by
-    side, ``gpus_per_task`` of a GPU each (0: CPU). Files are written in the same order either way.
-
-    Returns:
-        One summary row per split and seed (sizes, best/final validation accuracy, timings).
-    """
-    split_table = split_table[list(SPLIT_COLUMNS)]
-    check_split(split_table)
-    jobs = training_jobs(splits or list(dict.fromkeys(split_table["split"])), seed, seeds)
-    write_csv(split_table, paths.split_csv(settings.plane))
-    histories, predictions, summaries = [], [], []
-    results = run_trainings(frames, split_table, settings, jobs, workers=workers, gpus_per_task=gpus_per_task,
-                            echo=lambda line: print(line, flush=True))
-    for job, result in zip(jobs, results):
-        save_model(result.best_model, paths.model_file(settings.plane, job.name, "best"))
-        save_model(result.last_model, paths.model_file(settings.plane, job.name, "last"))
-        histories.append(result.history)
-        predictions.append(result.predictions)
-        summaries.append({**result.summary, "seed": job.seed})
-        write_csv(pd.concat(histories, ignore_index=True), paths.history_csv(settings.plane))
-        write_csv(pd.concat(predictions, ignore_index=True)[list(PREDICTION_COLUMNS)],
-                  paths.predictions_csv(settings.plane))
-    return pd.DataFrame(summaries)
 
 
 # ----------------------------------------------------------------------------- figures

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctslib import crop
+from ctslib import crop, geometry
 from ctslib.errors import InputError
 
 
@@ -95,9 +95,9 @@ def test_csa_of_a_known_disk_and_spacing():
 
 def test_point_in_mask_and_fraction_in_box():
     mask = disk((40, 40), 20, 20, 5)
-    assert crop.point_in_mask(mask, 20.3, 19.6)
-    assert not crop.point_in_mask(mask, 2, 2)
-    assert not crop.point_in_mask(mask, 100, 3) and not crop.point_in_mask(mask, float("nan"), 3)
+    assert geometry.point_in_mask(mask, 20.3, 19.6)
+    assert not geometry.point_in_mask(mask, 2, 2)
+    assert not geometry.point_in_mask(mask, 100, 3) and not geometry.point_in_mask(mask, float("nan"), 3)
     assert crop.fraction_in_box(mask, 0, 0, 40) == 1.0
     assert crop.fraction_in_box(mask, 0, 0, 20) == pytest.approx((mask[:20, :20]).sum() / mask.sum())
     assert math.isnan(crop.fraction_in_box(np.zeros_like(mask), 0, 0, 10))

@@ -37,7 +37,8 @@ def train_toy(work: Path, out: Path, workers: int) -> None:
     from ctslib.data import read_crops
     from ctslib.seed import set_determinism
     from ctslib.split import make_splits
-    from ctslib.train import TrainSettings, train_plane
+    from ctslib.tasks import train_plane
+    from ctslib.train import TrainSettings
 
     if workers == 1:
         set_determinism(SEED)  # what the notebooks do; Ray workers switch op determinism on themselves

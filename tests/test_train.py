@@ -20,12 +20,12 @@ from ctslib.paths import RunPaths  # noqa: E402
 from ctslib.seed import set_determinism  # noqa: E402
 from ctslib.split import make_splits  # noqa: E402
 from ctslib.speed import FastPath  # noqa: E402
+from ctslib.tasks import train_plane  # noqa: E402
 from ctslib.train import (  # noqa: E402
     HISTORY_COLUMNS,
     PREDICTION_COLUMNS,
     KeepBest,
     TrainSettings,
-    train_plane,
     train_split,
     training_curves_figure,
 )
