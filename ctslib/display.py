@@ -73,6 +73,16 @@ def use_display_rule() -> None:
 
     pd.set_option("display.float_format", lambda v: format_number(v, nan="NaN"))
 
+GRADCAM_READING = (
+    "Bright (yellow) marks the parts of the crop that most raised the score of the grade the model predicted; "
+    "no tint = no positive evidence. Heat on the median nerve supports the model; heat on skin, the retinaculum "
+    "or tendon edges means it graded from other structures."
+)
+"""What to read from a Grad-CAM map: printed under the figure (``ctslib.plots``) and shown on the index."""
+
+CV_BAND_READING = "Lines: mean over the folds per epoch; band: lowest to highest fold."
+"""What to read from the cross-validation training curves (``ctslib.train.training_curves_figure``)."""
+
 SYNTHETIC_TAG = "synthetic data"
 """Words every figure made from synthetic data carries in its title."""
 

@@ -21,6 +21,7 @@ import pandas as pd
 
 from ctslib import GRADES, PLANES
 from ctslib.data import read_crops
+from ctslib.display import source_subtitle
 from ctslib.io import record, save_figure, write_table
 from ctslib.paths import RunPaths, data_layout
 from ctslib.report import SYNTHETIC_NOTE, data_source
@@ -29,9 +30,6 @@ from ctslib.split import check_every_grade, make_splits, participants_on_both_si
 
 FIGURES: dict[str, str] = {"transverse": "figure2", "longitudinal": "figure3"}
 """The paper's figure of each plane's training curves."""
-
-SYNTHETIC_SUBTITLE = "synthetic data: checks the pipeline, not the clinical claim"
-
 
 @dataclass(frozen=True)
 class ModelStage:
@@ -55,7 +53,7 @@ class ModelStage:
     @property
     def subtitle(self) -> str | None:
         """Subtitle of every figure: says when the data are synthetic."""
-        return SYNTHETIC_SUBTITLE if self.source == "synthetic" else None
+        return source_subtitle(self.source)
 
     def record(self, name: str, value: Any) -> Any:
         """Record a headline number in this stage's ``record.json``."""

@@ -13,6 +13,7 @@ import pandas as pd
 import seaborn as sns
 
 from ctslib import GRADES
+from ctslib.display import GRADCAM_READING
 from ctslib.gradcam import SaliencyExample
 
 
@@ -94,11 +95,7 @@ def leakage_figure(frame_metrics: pd.DataFrame, leakage: pd.DataFrame, *, ci: fl
 GRADCAM_CMAP = "cividis"
 """Grad-CAM's colour map: perceptually uniform and readable with colour-vision deficiency (jet is neither)."""
 
-GRADCAM_CAPTION = (
-    "How to read: bright (yellow) marks the parts of the crop that most raised the score of the grade the "
-    "model predicted; no tint = no positive evidence. Heat on the median nerve supports the model; heat on "
-    "skin, the retinaculum or tendon edges means it graded from other structures. ✗ = wrong prediction."
-)
+GRADCAM_CAPTION = f"How to read: {GRADCAM_READING} ✗ = wrong prediction."
 """The caption printed under the Grad-CAM figure (and shown on the report index)."""
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from ctslib.acquisition import source_of
-from ctslib.display import format_number, is_metric, shown_value
+from ctslib.display import CV_BAND_READING, GRADCAM_READING, format_number, is_metric, shown_value
 from ctslib.io import read_records, read_report_warnings, write_json, write_text
 from ctslib.machine import cpu_info, machine_line
 from ctslib.paths import NOTEBOOKS_DIR, PROJECT_ROOT, STAGES, RunPaths
@@ -51,13 +51,7 @@ FIGURE_TITLES: dict[str, str] = {
 }
 """Headings of figures that have no caption file (tables take theirs from the Markdown caption)."""
 
-FIGURE_NOTES: dict[str, str] = {
-    "gradcam": ("Bright (yellow) marks what most raised the score of the predicted grade. Heat on the median nerve "
-                "supports the model; heat on skin, the retinaculum or tendon edges means it graded from other "
-                "structures."),
-    "figure2_cv": "Lines: mean over the folds per epoch; band: lowest to highest fold.",
-    "figure3_cv": "Lines: mean over the folds per epoch; band: lowest to highest fold.",
-}
+FIGURE_NOTES: dict[str, str] = {"gradcam": GRADCAM_READING, "figure2_cv": CV_BAND_READING, "figure3_cv": CV_BAND_READING}
 """What to read from a figure, shown under its heading on the index."""
 
 PAPER_RECIPE: dict[str, dict[str, Any]] = {
@@ -448,6 +442,9 @@ def index_context(paths: RunPaths, manifest: dict[str, Any], results: Iterable[S
                              "outputs": [output_item(report, o, r.stem) for o in extra]})
     from ctslib.evaluate.meaning import meaning_box  # here: ctslib.evaluate pulls in scikit-learn
 
+    verdict_lead, verdict_more = lead_and_rest(records_06.get("verdict_sentence"))
+    warnings = read_report_warnings(report)
+
     return {
         "meaning": meaning_box(records_06.get("meaning"), manifest.get("deviations_from_paper", [])),
         "manifest": manifest,
@@ -456,12 +453,12 @@ def index_context(paths: RunPaths, manifest: dict[str, Any], results: Iterable[S
         "synthetic_note": SYNTHETIC_NOTE,
         "verdict": verdict,
         "verdict_sentence": records_06.get("verdict_sentence"),
-        "verdict_lead": lead_and_rest(records_06.get("verdict_sentence"))[0],
-        "verdict_more": lead_and_rest(records_06.get("verdict_sentence"))[1],
+        "verdict_lead": verdict_lead,
+        "verdict_more": verdict_more,
         "deviations": manifest.get("deviations_from_paper", []),
         "flags": _status_rows(report),
-        "warnings": read_report_warnings(report),
-        "warning_groups": warning_groups(read_report_warnings(report)),
+        "warnings": warnings,
+        "warning_groups": warning_groups(warnings),
         "long_table_rows": LONG_TABLE_ROWS,
         "stages": stages,
         "paper_outputs": [output_item(report, rel, made_by.get(rel, "")) for rel in PAPER_OUTPUTS],
