@@ -17,7 +17,7 @@ help:
 	@echo "make lab         # JupyterLab on notebooks/ with the study kernel"
 	@echo "make bench       # benchmarks/ (prints throughput and timing figures)"
 	@echo "make bench-real  # the shipped segmenter on the real usgra-seg test images (under a minute)"
-	@echo "make segmenter   # retrain the shipped segmenter ctslib/weights/nerve_segmenter.keras (21 min on a 2-core AVX-512 AMD EPYC; estimated 70-75 min on a 2-core AVX2 one)"
+	@echo "make segmenter   # retrain the shipped segmenter ctslib/nerve/weights/nerve_segmenter.keras (21 min on a 2-core AVX-512 AMD EPYC; estimated 70-75 min on a 2-core AVX2 one)"
 	@echo "make validate DATA=/path/to/DATA   # check a real-data folder before a run"
 
 $(STAMP): requirements.txt requirements-lock.txt pyproject.toml
@@ -56,10 +56,10 @@ bench-real: $(STAMP)
 
 # Deterministic: the same seed, data and CPU instruction set give the same weights (see docs/segmenter.md).
 segmenter: $(STAMP)
-	$(PY) -m ctslib.pretrained train $(ARGS)
+	$(PY) -m ctslib.nerve.pretrained train $(ARGS)
 
 validate: $(STAMP)
-	$(PY) -m ctslib.validate $(DATA)
+	$(PY) -m ctslib.data.validate $(DATA)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -11,7 +11,7 @@
                                                # override any notebook parameter (VALUE is YAML)
 
 Stages whose inputs, parameters, notebook and library code are unchanged since their last
-successful run are skipped (see ctslib/runner.py); a killed run resumes where it stopped.
+successful run are skipped (see ctslib/report/runner.py); a killed run resumes where it stopped.
 Executed notebooks, their HTML, tables, figures, index.html and manifest.json land in
 reports/<run>/; frames, crops and models in work/<run>/.
 """
@@ -24,12 +24,12 @@ import sys
 import time
 from pathlib import Path
 
-from ctslib.errors import InputError, StageError
-from ctslib.io import sha256_tree
-from ctslib.paths import NOTEBOOKS_DIR, REPORTS_ROOT, STAGES, SYNTHETIC_ROOT, WORK_ROOT, RunPaths
-from ctslib.profiles import available_profiles, load_profile, parse_overrides
-from ctslib.report import build_manifest, git_commit, write_report
-from ctslib.runner import RunPlan, StageResult, declared_parameters, make_private, read_stamp, run_stages
+from ctslib.common.errors import InputError, StageError
+from ctslib.common.io import sha256_tree
+from ctslib.common.paths import NOTEBOOKS_DIR, REPORTS_ROOT, STAGES, SYNTHETIC_ROOT, WORK_ROOT, RunPaths
+from ctslib.report.profiles import available_profiles, load_profile, parse_overrides
+from ctslib.report.index import build_manifest, git_commit, write_report
+from ctslib.report.runner import RunPlan, StageResult, declared_parameters, make_private, read_stamp, run_stages
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

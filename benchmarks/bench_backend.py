@@ -2,7 +2,7 @@
 
 The package trains on TensorFlow (the pinned backend). This benchmark asks whether another
 Keras 3 backend runs the *same* architecture and maths faster on this CPU: it builds the model
-with ``ctslib.models`` (pure Keras), compiles Adam + categorical cross-entropy and times
+with ``ctslib.severity.models`` (pure Keras), compiles Adam + categorical cross-entropy and times
 ``model.fit`` on seeded random crops, under whatever backend ``KERAS_BACKEND`` selects. Run it
 once per backend; JAX is not in the pinned environment, so it needs a side venv::
 
@@ -61,7 +61,7 @@ def time_fit(plane: str, size: int, images: int, epochs: int, seed: int) -> list
     """Images per second of each steady epoch of plain ``fit`` (paper batch size, no augmentation)."""
     import keras
 
-    from ctslib.models import PAPER_BATCH_SIZE, build_model
+    from ctslib.severity.models import PAPER_BATCH_SIZE, build_model
 
     gen = np.random.default_rng(seed)
     x = gen.random((images, size, size, 1), dtype=np.float32)
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    from ctslib.models import build_model
+    from ctslib.severity.models import build_model
 
     print(isa_line())
     print(f"backend: {backend_version()}; KERAS_BACKEND={os.environ.get('KERAS_BACKEND', '(unset)')}")

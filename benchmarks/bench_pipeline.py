@@ -26,7 +26,7 @@ import psutil
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
-from ctslib.machine import machine_line  # noqa: E402
+from ctslib.common.machine import machine_line  # noqa: E402
 
 
 def print_manifest(report: Path, wall_s: float | None = None, peak_mb: float | None = None) -> None:

@@ -1,6 +1,6 @@
 """The shipped nerve segmenter on real ultrasound (usgra-seg test split) and held-out synthetic participants.
 
-Scores ``ctslib/weights/nerve_segmenter.keras`` (or ``--weights``) on the 40 usgra-seg test images,
+Scores ``ctslib/nerve/weights/nerve_segmenter.keras`` (or ``--weights``) on the 40 usgra-seg test images,
 which it never saw in training or model selection, at their original resolution: Dice and IoU with
 the pipeline's largest-component rule and with every component, and the crop-hit rate (share of
 test images whose crop centre -- the centroid of the largest predicted component -- lies inside the
@@ -32,9 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/hardware.py
 
 import hardware  # noqa: E402
-from ctslib import pretrained, segment  # noqa: E402
-from ctslib.paths import USGRA_SEG_DIR  # noqa: E402
-from ctslib.seed import set_determinism  # noqa: E402
+from ctslib.nerve import pretrained  # noqa: E402
+from ctslib.nerve import segment
+from ctslib.common.paths import USGRA_SEG_DIR  # noqa: E402
+from ctslib.common.seed import set_determinism  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

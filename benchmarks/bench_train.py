@@ -5,7 +5,7 @@ process, alternating rounds so that load from other programs hits both alike:
 
 * ``plain``: ``keras`` stock model, ``model.fit(x, y, batch_size=...)`` on NumPy arrays (what a
   straightforward script does); no augmentation.
-* ``project``: ``ctslib.train`` (tf.data cache + prefetch with fixed parallelism, augmentation
+* ``project``: ``ctslib.severity.train`` (tf.data cache + prefetch with fixed parallelism, augmentation
   on, fused BatchNormalization and Adam kernels, settings of ``TrainSettings``).
 
 Two "step only" lines bound what any training loop can reach: the compiled train step (forward,
@@ -57,7 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def load_frames(args, plane: str, tmp: Path):
-    from ctslib.data import read_crops, write_toy_crops
+    from ctslib.severity.inputs import read_crops, write_toy_crops
 
     if args.crops is not None:
         frames = read_crops(args.crops, plane)
@@ -72,8 +72,8 @@ def load_frames(args, plane: str, tmp: Path):
 
 def variants(plane: str, args) -> dict[str, dict]:
     """Name -> how to train: plain fit on arrays, the project's path, and optional ablations."""
-    from ctslib.models import PAPER_BATCH_SIZE
-    from ctslib.speed import FastPath
+    from ctslib.severity.models import PAPER_BATCH_SIZE
+    from ctslib.severity.speed import FastPath
 
     bs = PAPER_BATCH_SIZE[plane]
     base = dict(plane=plane, input_size=args.size, epochs=args.epochs, batch_size=bs, verbose=0)  # else: defaults
@@ -99,9 +99,9 @@ def run_variant(spec: dict, frames, arrays, seed: int) -> list[float]:
     """Train once for ``epochs`` epochs; return (images per wall second, per CPU second) of each steady epoch."""
     import keras
 
-    from ctslib.data import make_dataset
-    from ctslib.models import build_model
-    from ctslib.train import EpochClock, TrainSettings, compile_model, new_model
+    from ctslib.severity.inputs import make_dataset
+    from ctslib.severity.models import build_model
+    from ctslib.severity.train import EpochClock, TrainSettings, compile_model, new_model
 
     settings = TrainSettings(**spec["settings"])
     clock = EpochClock()
@@ -134,7 +134,7 @@ def step_only(settings, arrays, seed: int) -> list[tuple[float, float]]:
     import keras
     import tensorflow as tf
 
-    from ctslib.train import compile_model, new_model
+    from ctslib.severity.train import compile_model, new_model
 
     model = compile_model(new_model(settings, seed), settings)
     x, y = arrays
@@ -167,9 +167,9 @@ def main(argv=None) -> int:
     import keras
     import tensorflow as tf
 
-    from ctslib.data import read_crop_array
-    from ctslib.models import PAPER_BATCH_SIZE, build_model
-    from ctslib.seed import set_determinism
+    from ctslib.severity.inputs import read_crop_array
+    from ctslib.severity.models import PAPER_BATCH_SIZE, build_model
+    from ctslib.common.seed import set_determinism
 
     import hardware
 

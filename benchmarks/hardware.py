@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as `import ctslib` does: oneDNN on every x86 CPU
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from ctslib.machine import cpu_info, machine_line  # noqa: E402
+from ctslib.common.machine import cpu_info, machine_line  # noqa: E402
 
 
 def cpu_flags() -> set[str]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ctslib.paths import PROJECT_ROOT, USGRA_SEG_DIR, RunPaths
+from ctslib.common.paths import PROJECT_ROOT, USGRA_SEG_DIR, RunPaths
 
 
 @dataclass(frozen=True)

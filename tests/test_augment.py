@@ -1,4 +1,4 @@
-"""Tests of ctslib.augment: device-shift augmentation moves image and mask together, seeded."""
+"""Tests of ctslib.nerve.augment: device-shift augmentation moves image and mask together, seeded."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from ctslib.augment import AugmentConfig, augment_batch, augment_pair
+from ctslib.nerve.augment import AugmentConfig, augment_batch, augment_pair
 
 NO_INTENSITY = AugmentConfig(p_lowres=0.0, p_blur=0.0, p_speckle=0.0, noise_sd=(0.0, 0.0), gain=(1.0, 1.0),
                              gamma=(1.0, 1.0), contrast=(1.0, 1.0), depth_ramp=(0.0, 0.0), p_borders=0.0)

@@ -10,7 +10,7 @@ sys.path.insert(0, str(BENCH))
 
 import hardware  # noqa: E402
 
-from ctslib.machine import cpu_info, machine_line  # noqa: E402
+from ctslib.common.machine import cpu_info, machine_line  # noqa: E402
 
 
 def test_forward_flops_counts_convolutions_and_dense_layers_by_hand():

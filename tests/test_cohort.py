@@ -1,4 +1,4 @@
-"""Stage 01 library (ctslib.cohort): input checks, pseudonyms, grading table, Table 1."""
+"""Stage 01 library (ctslib.data.cohort): input checks, pseudonyms, grading table, Table 1."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import statistics
 import pandas as pd
 import pytest
 
-from ctslib.cohort import (
+from ctslib.data.cohort import (
     COHORT_COLUMNS,
     WRISTS_COLUMNS,
     cohort_summary,
@@ -20,9 +20,9 @@ from ctslib.cohort import (
     table1_vs_paper,
     uncovered_table,
 )
-from ctslib.errors import InputError, StageError
-from ctslib.ncs import NCSLimits
-from ctslib.paths import DataLayout
+from ctslib.common.errors import InputError, StageError
+from ctslib.data.ncs import NCSLimits
+from ctslib.common.paths import DataLayout
 
 HEADER = ",".join(COHORT_COLUMNS)
 # A hand-made cohort: 3 participants (2 women, 1 man), 5 wrists, one uncovered pattern, one absent SNAP.

@@ -1,4 +1,4 @@
-"""Tests of ctslib.crop: border clamping, centroid crops, the no-nerve rule, CSA, the crop loop."""
+"""Tests of ctslib.nerve.crop: border clamping, centroid crops, the no-nerve rule, CSA, the crop loop."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctslib import crop, geometry
-from ctslib.errors import InputError
+from ctslib.nerve import crop
+
+from ctslib.nerve import geometry
+from ctslib.common.errors import InputError
 
 
 def disk(shape: tuple[int, int], cx: int, cy: int, r: int) -> np.ndarray:
@@ -261,7 +263,7 @@ def test_no_nerve_share_per_video_and_its_warnings():
 
 
 def test_no_nerve_anywhere_stops_the_stage_naming_the_frames_tried():
-    from ctslib.errors import StageError
+    from ctslib.common.errors import StageError
 
     crops = crops_of({("P001_L", "transverse"): [False] * 7, ("P002_R", "longitudinal"): [False] * 3})
     with pytest.raises(StageError, match="no nerve found in any of the 10 kept frames of 2 videos"):

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from ctslib.errors import InputError
-from ctslib.video import VideoSettings, extract_video, probe_video
+from ctslib.common.errors import InputError
+from ctslib.data.video import VideoSettings, extract_video, probe_video
 from dicom_files import write_dicom
 
 SETTINGS = VideoSettings(pixel_spacing_mm=(0.1, 0.1), fps=None)

@@ -6,7 +6,7 @@ import re
 
 import yaml
 
-from ctslib.paths import PROJECT_ROOT
+from ctslib.common.paths import PROJECT_ROOT
 
 
 def _pins(lines: list[str]) -> dict[str, str]:

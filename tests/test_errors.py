@@ -1,4 +1,4 @@
-"""Tests of ctslib.errors: messages name the user's own file, also when a run reaches it through a link."""
+"""Tests of ctslib.common.errors: messages name the user's own file, also when a run reaches it through a link."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import pickle
 
 import pytest
 
-from ctslib.acquisition import read_acquisition
-from ctslib.errors import InputError, shown_path
-from ctslib.paths import data_layout
-from ctslib.runner import DATA_LINK, data_parameter
+from ctslib.data.acquisition import read_acquisition
+from ctslib.common.errors import InputError, shown_path
+from ctslib.common.paths import data_layout
+from ctslib.report.runner import DATA_LINK, data_parameter
 
 
 def test_error_inside_a_run_names_the_users_data_folder_not_the_work_link(tmp_path, monkeypatch):

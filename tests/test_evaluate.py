@@ -21,7 +21,7 @@ from sklearn.metrics import (
 
 from ctslib import GRADES
 from ctslib import evaluate as ev
-from ctslib.errors import InputError, StageError
+from ctslib.common.errors import InputError, StageError
 
 # A 10-frame confusion small enough to count by hand (rows = truth, columns = prediction):
 #            pred 0  1  2  3
@@ -363,7 +363,7 @@ def test_figure4_annotates_counts_and_row_shares():
     import matplotlib
 
     matplotlib.use("Agg")
-    from ctslib.plots import confusion_matrices_figure
+    from ctslib.evaluate.plots import confusion_matrices_figure
 
     fig = confusion_matrices_figure({"Transverse": ev.confusion(Y_TRUE, Y_PRED), "Longitudinal": np.zeros((4, 4), int)})
     left, right = fig.axes
@@ -488,8 +488,8 @@ def test_figures_carry_the_synthetic_subtitle_reference_lines_and_a_colour_scale
     import matplotlib
 
     matplotlib.use("Agg")
-    from ctslib.gradcam import SaliencyExample
-    from ctslib.plots import confusion_matrices_figure, gradcam_figure, leakage_figure
+    from ctslib.severity.gradcam import SaliencyExample
+    from ctslib.evaluate.plots import confusion_matrices_figure, gradcam_figure, leakage_figure
 
     fig = confusion_matrices_figure({"T": ev.confusion(Y_TRUE, Y_PRED)}, suptitle="Figure 4", subtitle="synthetic data")
     assert fig._suptitle.get_text() == "Figure 4\nsynthetic data"

@@ -1,7 +1,7 @@
 """Stage 02 in worker processes: the same frames, PNGs, tables and errors as in one process.
 
 A tiny synthetic data folder (8 wrists, both planes, masks and the generator's QC labels) is
-extracted once in this process and once by two spawned workers (``ctslib.parallel``).
+extracted once in this process and once by two spawned workers (``ctslib.common.parallel``).
 """
 
 from __future__ import annotations
@@ -14,14 +14,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctslib import PLANES, qc
-from ctslib.acquisition import read_acquisition
-from ctslib.errors import InputError
-from ctslib.extraction import ExtractionSettings, extract_frames, probe_videos
-from ctslib.parallel import ordered_map
-from ctslib.paths import DataLayout, RunPaths
+from ctslib import PLANES
+
+from ctslib.frames import qc
+from ctslib.data.acquisition import read_acquisition
+from ctslib.common.errors import InputError
+from ctslib.frames.extraction import ExtractionSettings, extract_frames, probe_videos
+from ctslib.common.parallel import ordered_map
+from ctslib.common.paths import DataLayout, RunPaths
 from ctslib.synth import SynthConfig, ensure_dataset
-from ctslib.video import VideoJob
+from ctslib.data.video import VideoJob
 
 TINY = SynthConfig(seed=11, n_participants=4, grade_counts=(2, 2, 2, 2), duration_s=3.0, source_fps=10.0,
                    frame_size=96, workers=1)

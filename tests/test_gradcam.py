@@ -1,4 +1,4 @@
-"""Tests of ctslib.gradcam: layer discovery, map shape / range / normalisation for both study
+"""Tests of ctslib.severity.gradcam: layer discovery, map shape / range / normalisation for both study
 architectures (functional and Sequential), correctness on a model whose evidence is known, crops."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctslib.errors import InputError
-from ctslib.data import read_crops
-from ctslib.gradcam import gradcam, gradcam_model, last_conv_layer, pick_examples, saliency_examples
+from ctslib.common.errors import InputError
+from ctslib.severity.inputs import read_crops
+from ctslib.severity.gradcam import gradcam, gradcam_model, last_conv_layer, pick_examples, saliency_examples
 
 SIZE = 16
 

@@ -1,7 +1,7 @@
 """One reader per input and one schema per hand-off; run options that never leak the data path.
 
-* ``acquisition.json`` has one reader (``ctslib.acquisition``); every stage and the report ask it.
-* Hand-off contracts (``ctslib.handoff``): one ``PREDICTION_COLUMNS``, one flag parser, one atomic PNG writer.
+* ``acquisition.json`` has one reader (``ctslib.data.acquisition``); every stage and the report ask it.
+* Hand-off contracts (``ctslib.common.handoff``): one ``PREDICTION_COLUMNS``, one flag parser, one atomic PNG writer.
 * Stage 04/05's reader of ``crops.csv`` says "stage 03 made no crop", never "a grade is missing".
 * ``run_all.py --set NAME=VALUE`` overrides a parameter in every stage that declares it.
 * ``DATA_DIR`` reaches notebooks as a link inside the work folder; the manifest records the data
@@ -18,16 +18,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctslib import handoff
-from ctslib.errors import InputError, StageError
+from ctslib.common import handoff
+from ctslib.common.errors import InputError, StageError
 
 
 # -- acquisition.json ------------------------------------------------------------------------------
 
 
 def test_every_reader_of_acquisition_json_is_the_one_reader(tmp_path):
-    from ctslib import evaluate, report, video
-    from ctslib.acquisition import read_acquisition
+    from ctslib import evaluate
+    from ctslib.report import index as report
+    from ctslib.data import video
+    from ctslib.data.acquisition import read_acquisition
 
     assert video.read_acquisition is read_acquisition
     (tmp_path / "acquisition.json").write_text(json.dumps({"source": "Synthetic", "pixel_spacing_mm": [0.1, 0.1]}))
@@ -43,7 +45,7 @@ def test_every_reader_of_acquisition_json_is_the_one_reader(tmp_path):
 
 @pytest.mark.parametrize("bands", ["top", [[0.2]], [[0.5, 0.1]], [[0, 2]]])
 def test_bad_text_bands_in_acquisition_json_name_the_key(tmp_path, bands):
-    from ctslib.acquisition import read_acquisition
+    from ctslib.data.acquisition import read_acquisition
 
     (tmp_path / "acquisition.json").write_text(json.dumps({"source": "real", "pixel_spacing_mm": 0.1, "text_bands": bands}))
     with pytest.raises(InputError) as err:
@@ -55,23 +57,22 @@ def test_bad_text_bands_in_acquisition_json_name_the_key(tmp_path, bands):
 
 
 def test_prediction_columns_are_defined_once():
-    from ctslib import evaluate, train
-
+    from ctslib import evaluate
+    from ctslib.severity import train
     assert train.PREDICTION_COLUMNS is evaluate.PREDICTION_COLUMNS is handoff.PREDICTION_COLUMNS
     assert handoff.PREDICTION_COLUMNS[-4:] == ("p_normal", "p_mild", "p_moderate", "p_severe")
 
 
 def test_one_flag_parser_reads_what_spreadsheets_write():
-    from ctslib import crop
-
+    from ctslib.nerve import crop
     values = pd.Series(["True", "true", "1", "1.0", " yes ", "False", "0", "0.0", "", "no"])
     assert handoff.as_bool(values).tolist() == [True] * 5 + [False] * 5
     assert crop.as_bool is handoff.as_bool
 
 
 def test_write_png_is_atomic_and_shared(tmp_path):
-    from ctslib import crop, video
-
+    from ctslib.nerve import crop
+    from ctslib.data import video
     image = np.arange(64, dtype=np.uint8).reshape(8, 8)
     for writer, name in ((handoff.write_png, "a.png"), (video.write_png, "b.png"), (crop.write_png, "c.png")):
         writer(tmp_path / name, image)
@@ -83,7 +84,7 @@ def test_write_png_is_atomic_and_shared(tmp_path):
 
 
 def test_zero_crops_of_a_plane_point_at_stage_03_not_at_a_grade(tmp_path):
-    from ctslib.data import read_crops, write_toy_crops
+    from ctslib.severity.inputs import read_crops, write_toy_crops
 
     csv = write_toy_crops(tmp_path, plane="transverse", participants_per_grade=1, frames_per_wrist=2, crop_size=16)
     table = pd.read_csv(csv)
@@ -101,7 +102,7 @@ def test_zero_crops_of_a_plane_point_at_stage_03_not_at_a_grade(tmp_path):
 
 
 def test_set_parses_yaml_values_and_applies_where_declared():
-    from ctslib.profiles import load_profile, parse_overrides
+    from ctslib.report.profiles import load_profile, parse_overrides
 
     overrides = parse_overrides(["TEXT_BANDS=[[0, 0.08]]", "QC_DISABLE=[misaligned]", "OVERLAY_MASK=true", "EPOCHS=5"])
     assert overrides == {"TEXT_BANDS": [[0, 0.08]], "QC_DISABLE": ["misaligned"], "OVERLAY_MASK": True, "EPOCHS": 5}
@@ -117,7 +118,7 @@ def test_set_parses_yaml_values_and_applies_where_declared():
     [("EPOCHS", "expected NAME=VALUE"), ("epochs=3", "UPPER_CASE"), ("TEXT_BANDS=[[0, 0.1]", "not valid YAML")],
 )
 def test_set_refuses_what_it_cannot_read(item, text):
-    from ctslib.profiles import parse_overrides
+    from ctslib.report.profiles import parse_overrides
 
     with pytest.raises(InputError, match=text):
         parse_overrides([item])
@@ -125,7 +126,7 @@ def test_set_refuses_what_it_cannot_read(item, text):
 
 def test_set_refuses_names_no_stage_declares_and_run_options():
     import run_all
-    from ctslib.profiles import load_profile
+    from ctslib.report.profiles import load_profile
 
     declared = run_all.declared_by_stage()
     assert "TEXT_BANDS" in declared["02"] and "QC_DISABLE" in declared["02"]
@@ -141,8 +142,8 @@ def test_set_refuses_names_no_stage_declares_and_run_options():
 
 
 def test_data_dir_reaches_notebooks_through_a_link_in_the_work_folder(tmp_path):
-    from ctslib.paths import data_layout
-    from ctslib.runner import DATA_LINK, KERNEL_DIR, data_parameter
+    from ctslib.common.paths import data_layout
+    from ctslib.report.runner import DATA_LINK, KERNEL_DIR, data_parameter
 
     data = tmp_path / "Clinic_Doe_Jane" / "DATA"
     (data / "videos").mkdir(parents=True)
@@ -159,8 +160,8 @@ def test_data_dir_reaches_notebooks_through_a_link_in_the_work_folder(tmp_path):
 
 
 def test_manifest_records_the_data_folder_name_and_hash_not_its_path(tmp_path):
-    from ctslib.paths import RunPaths
-    from ctslib.report import build_manifest
+    from ctslib.common.paths import RunPaths
+    from ctslib.report.index import build_manifest
 
     data = tmp_path / "private" / "Clinic_Doe_Jane" / "study_data"
     data.mkdir(parents=True)

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctslib.errors import InputError
-from ctslib.io import atomic_path, read_records, record, sha256_json, sha256_tree, write_csv, write_table
+from ctslib.common.errors import InputError
+from ctslib.common.io import atomic_path, read_records, record, sha256_json, sha256_tree, write_csv, write_table
 
 
 def test_atomic_path_leaves_nothing_when_the_block_fails(tmp_path) -> None:

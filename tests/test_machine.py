@@ -1,4 +1,4 @@
-"""ctslib.machine: the line that names what a time was measured on."""
+"""ctslib.common.machine: the line that names what a time was measured on."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ctslib.machine import cpu_info, machine_line
+from ctslib.common.machine import cpu_info, machine_line
 
 ZEN3 = {"model": "AMD EPYC", "family": "25", "usable_cores": 2,
         "isa": {"avx": True, "avx2": True, "avx512f": False}, "onednn_max_cpu_isa": None}

@@ -1,4 +1,4 @@
-"""Notebooks 04 and 05 run one shared flow (ctslib.model_stage): their code cannot drift apart.
+"""Notebooks 04 and 05 run one shared flow (ctslib.severity.stage): their code cannot drift apart.
 
 Only the parameters cell may differ (the two models' published numbers); every other code cell
 must be the same once the plane's name is written as ``<plane>``.
@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from ctslib.paths import NOTEBOOKS_DIR, STAGES
+from ctslib.common.paths import NOTEBOOKS_DIR, STAGES
 
 MODEL_NOTEBOOKS = {"transverse": STAGES["04"], "longitudinal": STAGES["05"]}
 

@@ -9,7 +9,7 @@ import pytest
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-from ctslib.models import build_model, longitudinal_model, transverse_model  # noqa: E402
+from ctslib.severity.models import build_model, longitudinal_model, transverse_model  # noqa: E402
 
 
 # --------------------------------------------------------------------------- expected counts

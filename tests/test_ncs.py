@@ -1,4 +1,4 @@
-"""The NCS rule (ctslib.ncs): every boundary, every uncovered combination, absent values."""
+"""The NCS rule (ctslib.data.ncs): every boundary, every uncovered combination, absent values."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from ctslib.ncs import (
+from ctslib.data.ncs import (
     CANTERBURY_PATTERNS,
     NCSLimits,
     bland_grade,

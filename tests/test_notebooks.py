@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from ctslib.machine import machine_line
-from ctslib.paths import NOTEBOOKS_DIR, STAGES
+from ctslib.common.machine import machine_line
+from ctslib.common.paths import NOTEBOOKS_DIR, STAGES
 
 NOTEBOOKS = sorted(STAGES.items())
 
@@ -113,7 +113,7 @@ def test_rerun_skips_unchanged_stages(smoke_run) -> None:
 
 # ---------------------------------------------------------------- what each stage recorded (smoke)
 def _smoke(key: str) -> dict:
-    from ctslib.profiles import load_profile
+    from ctslib.report.profiles import load_profile
 
     return load_profile("smoke").parameters(key)
 
@@ -190,12 +190,11 @@ def test_smoke_segmenter_choice_is_recorded_tabled_and_warned_alike(smoke_run) -
     """Stage 03 says which weights cut the crops, and why, in its records, tables/segmenter and the index."""
     import pandas as pd
 
-    from ctslib import segment
-
+    from ctslib.nerve import segment
     rec = smoke_run.records("03")
     assert rec["seg_mode"] == "finetune"  # the synthetic smoke data have masks
     kept = rec["seg_fine_tuned_kept"]
-    assert kept == (rec["seg_val_score_fine_tuned"] > rec["seg_val_score_shipped"]  # ctslib.segment.choose_weights
+    assert kept == (rec["seg_val_score_fine_tuned"] > rec["seg_val_score_shipped"]  # ctslib.nerve.segment.choose_weights
                     and rec["seg_val_dice_fine_tuned"] >= rec["seg_val_dice_shipped"] - segment.MAX_DICE_DROP)
     assert rec["seg_val_participants"] >= 1 and rec["seg_val_nerve_frames"] >= 1
     assert rec["seg_selection_reason"] in rec["seg_mode_text"]
@@ -215,7 +214,7 @@ def test_smoke_realism_section_compares_with_usgra_when_present(smoke_run) -> No
     """Notebook 00 tables synthetic vs real statistics and the domain AUC, or skips cleanly without usgra-seg."""
     import pandas as pd
 
-    from ctslib.paths import USGRA_SEG_DIR
+    from ctslib.common.paths import USGRA_SEG_DIR
 
     rec = smoke_run.records("00")
     table_path = smoke_run.paths.tables / "realism.csv"

@@ -1,4 +1,4 @@
-"""Tests of ctslib.presence (the frame-level nerve presence score and its threshold) and its use in the crop loop."""
+"""Tests of ctslib.nerve.presence (the frame-level nerve presence score and its threshold) and its use in the crop loop."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from conftest import requires_usgra
-from ctslib import crop, presence
-from ctslib.paths import USGRA_SEG_DIR
+from ctslib.nerve import crop
+from ctslib.nerve import presence
+from ctslib.common.paths import USGRA_SEG_DIR
 from test_crop import threshold_model, write_tiny_layout
 
 # -- the score on constructed probability maps -------------------------------------------------
@@ -187,8 +188,7 @@ def test_shipped_card_holds_a_presence_calibration_that_scores_frames():
 @requires_usgra
 def test_calibrated_presence_separates_real_nerve_frames_from_nerve_free_patches():
     """On the usgra-seg test images (never fitted on) and nerve-free patches: the card's figures, above a floor."""
-    from ctslib import pretrained
-
+    from ctslib.nerve import pretrained
     scorer = presence.load_presence()
     table = presence.usgra_presence_check(scorer, USGRA_SEG_DIR).set_index("data")
     goal = table.loc["usgra-seg test frames vs nerve-free patches"]
@@ -204,8 +204,8 @@ def test_presence_refuses_a_missing_or_stale_calibration(tmp_path):
     import json
     import shutil
 
-    from ctslib import pretrained
-    from ctslib.errors import InputError
+    from ctslib.nerve import pretrained
+    from ctslib.common.errors import InputError
 
     weights = tmp_path / "seg.keras"
     shutil.copy(pretrained.SHIPPED_WEIGHTS, weights)

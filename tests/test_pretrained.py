@@ -1,4 +1,4 @@
-"""Tests of ctslib.pretrained: the validation split, a tiny deterministic training, the shipped weights."""
+"""Tests of ctslib.nerve.pretrained: the validation split, a tiny deterministic training, the shipped weights."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
-from ctslib import pretrained, segment
-from ctslib.augment import AugmentConfig
-from ctslib.errors import InputError
-from ctslib.paths import USGRA_SEG_DIR
+from ctslib.nerve import pretrained
+
+from ctslib.nerve import segment
+from ctslib.nerve.augment import AugmentConfig
+from ctslib.common.errors import InputError
+from ctslib.common.paths import USGRA_SEG_DIR
 
 from conftest import requires_usgra
 
@@ -96,7 +98,7 @@ def test_load_shipped_names_the_missing_file(tmp_path):
 
 
 def test_shipped_weights_are_small_and_match_their_card():
-    assert pretrained.SHIPPED_WEIGHTS.exists(), "ctslib/weights/nerve_segmenter.keras is missing: run `make segmenter`"
+    assert pretrained.SHIPPED_WEIGHTS.exists(), "ctslib/nerve/weights/nerve_segmenter.keras is missing: run `make segmenter`"
     assert pretrained.SHIPPED_WEIGHTS.stat().st_size <= 5 * 1024 * 1024
     model, card = pretrained.load_shipped()
     assert pretrained.weights_hash(model) == card["weights_sha256"]

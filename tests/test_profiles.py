@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from ctslib.errors import InputError
-from ctslib.paths import NOTEBOOKS_DIR, STAGES
-from ctslib.profiles import available_profiles, load_profile
+from ctslib.common.errors import InputError
+from ctslib.common.paths import NOTEBOOKS_DIR, STAGES
+from ctslib.report.profiles import available_profiles, load_profile
 
 
 def parameters_cell(notebook: str) -> dict[str, object]:

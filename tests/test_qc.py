@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctslib import qc
-from ctslib.errors import InputError
-from ctslib.paths import USGRA_SEG_DIR
-from ctslib.video import resize_frame, sample_frames, uniform_times
+from ctslib.frames import qc
+from ctslib.common.errors import InputError
+from ctslib.common.paths import USGRA_SEG_DIR
+from ctslib.data.video import resize_frame, sample_frames, uniform_times
 
 SIZE = 256
 

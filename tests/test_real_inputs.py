@@ -2,7 +2,7 @@
 
 Each test builds the tiny data folder of ``tests/test_validate.py`` (two participants, three
 wrists, 6-frame videos), changes it the way a real export differs from the documented layout, and
-checks that ``ctslib.validate`` and the stages' own readers agree: both accept it and read the same
+checks that ``ctslib.data.validate`` and the stages' own readers agree: both accept it and read the same
 thing, or both refuse it with the same message.
 """
 
@@ -15,13 +15,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctslib.cohort import cohort_notes, grade_cohort, read_cohort
-from ctslib.errors import InputError
-from ctslib.extraction import ExtractionSettings, probe_videos, read_video_masks, screen_video
-from ctslib.paths import DataLayout
-from ctslib.region import Region
-from ctslib.validate import validate_data
-from ctslib.video import VideoJob, find_masks, read_acquisition, read_masks
+from ctslib.data.cohort import cohort_notes, grade_cohort, read_cohort
+from ctslib.common.errors import InputError
+from ctslib.frames.extraction import ExtractionSettings, probe_videos, read_video_masks, screen_video
+from ctslib.common.paths import DataLayout
+from ctslib.frames.region import Region
+from ctslib.data.validate import validate_data
+from ctslib.data.video import VideoJob, find_masks, read_acquisition, read_masks
 from test_validate import COHORT, SIZE, problems, write_avi, write_clean_folder, write_png
 
 
@@ -80,7 +80,7 @@ def test_missing_video_message_names_every_accepted_extension(data):
 
 def test_wrist_with_one_plane_is_a_warning_in_validate_and_on_the_run_index(data):
     """Validate and the run agree: the run goes on without the plane, both say so (a WARNING, an index warning)."""
-    from ctslib.video import missing_video_warnings, video_jobs
+    from ctslib.data.video import missing_video_warnings, video_jobs
 
     (data.videos_dir / "S1_R_longitudinal.avi").unlink()
     [problem] = problems(data)
@@ -268,8 +268,8 @@ def test_screening_a_plain_b_mode_video_keeps_its_full_frame(data):
 
 
 def test_frames_csv_flags_written_by_a_spreadsheet_read_the_same_everywhere():
-    from ctslib.crop import as_bool as crop_bool
-    from ctslib.handoff import as_bool
+    from ctslib.nerve.crop import as_bool as crop_bool
+    from ctslib.common.handoff import as_bool
 
     values = pd.Series(["True", "1", "1.0", "yes", "False", "0", "0.0", "", "nan"])
     expected = [True, True, True, True, False, False, False, False, False]

@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctslib import segment
-from ctslib.io import read_records, read_report_warnings
-from ctslib.paths import USGRA_SEG_DIR, RunPaths
-from ctslib.seed import rng
+from ctslib.nerve import segment
+from ctslib.common.io import read_records, read_report_warnings
+from ctslib.common.paths import USGRA_SEG_DIR, RunPaths
+from ctslib.common.seed import rng
 
 from conftest import requires_usgra, run_all
 
@@ -32,7 +32,7 @@ N_FRAMES = 6       # frames per video
 SIDE = 256         # stored video size (square; stage 02 resizes to the profile's FRAME_SIZE)
 SPACING_MM = 0.15  # pixel spacing of the stored video (about 38 mm depth)
 
-# participant, side, grade; NCS values that grade as written (ctslib.ncs, default limits)
+# participant, side, grade; NCS values that grade as written (ctslib.data.ncs, default limits)
 WRISTS = [
     ("S01", "L", "normal"), ("S01", "R", "mild"), ("S02", "R", "moderate"), ("S03", "L", "severe"),
     ("S04", "L", "normal"), ("S04", "R", "severe"), ("S05", "R", "mild"), ("S06", "L", "moderate"),

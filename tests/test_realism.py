@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import requires_usgra
-from ctslib.paths import USGRA_SEG_DIR
+from ctslib.common.paths import USGRA_SEG_DIR
 from ctslib.synth import SynthConfig, ensure_dataset, realism
 
 TINY = SynthConfig(seed=13, n_participants=4, grade_counts=(2, 2, 2, 2), duration_s=3.0, source_fps=10.0,

@@ -3,7 +3,7 @@
 The frames are built in the test: a moving B-mode image (crafted speckle from ``test_qc``, or real
 usgra-seg pixels drifting in a hand) pasted into a scanner-like screen with a title bar, a text
 panel with exam settings, a colour bar, a patient id in the title bar and an exam id burned into
-the image. The whole stage-02 verb (``ctslib.extraction.extract_frames``) then runs on a data
+the image. The whole stage-02 verb (``ctslib.frames.extraction.extract_frames``) then runs on a data
 folder holding that capture as a video.
 """
 
@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctslib import region as R
-from ctslib.acquisition import read_acquisition
-from ctslib.extraction import ExtractionSettings, emptied_warnings, extract_frames, probe_videos
-from ctslib.paths import USGRA_SEG_DIR, DataLayout, RunPaths
-from ctslib.video import VideoJob
+from ctslib.frames import region as R
+from ctslib.data.acquisition import read_acquisition
+from ctslib.frames.extraction import ExtractionSettings, emptied_warnings, extract_frames, probe_videos
+from ctslib.common.paths import USGRA_SEG_DIR, DataLayout, RunPaths
+from ctslib.data.video import VideoJob
 from conftest import requires_usgra
 from test_qc import clean_video
 
@@ -293,7 +293,7 @@ def test_real_pixel_single_frames_are_cut_to_the_image_never_into_the_ui():
 
 
 def test_single_frame_capture_through_stage_02_is_cut_and_warns_that_text_was_not_searched(tmp_path):
-    from ctslib.extraction import screen_video, screen_warnings
+    from ctslib.frames.extraction import screen_video, screen_warnings
 
     content = clean_video(n=1, seed=3)
     layout = DataLayout(tmp_path / "data")

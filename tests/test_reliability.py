@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ctslib.paths import PROJECT_ROOT, SYNTHETIC_ROOT, RunPaths
+from ctslib.common.paths import PROJECT_ROOT, SYNTHETIC_ROOT, RunPaths
 
 pytestmark = pytest.mark.notebooks
 

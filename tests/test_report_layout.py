@@ -21,8 +21,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from ctslib.paths import RunPaths  # noqa: E402
-from ctslib.runner import StageResult  # noqa: E402
+from ctslib.common.paths import RunPaths  # noqa: E402
+from ctslib.report.runner import StageResult  # noqa: E402
 
 
 class Page(HTMLParser):
@@ -97,14 +97,14 @@ def decimal_counts(cells: list[str]) -> list[str]:
     (0.138433, "grouped_seconds_per_epoch", "0.138"),  # short times keep their digits
 ])
 def test_one_rounding_rule(value, name, shown) -> None:
-    from ctslib.report import format_cell
+    from ctslib.report.index import format_cell
 
     assert format_cell(value, name=name) == shown
 
 
 def test_nan_is_never_printed_bare() -> None:
-    from ctslib.display import format_number
-    from ctslib.report import format_cell, shown_record
+    from ctslib.common.display import format_number
+    from ctslib.report.index import format_cell, shown_record
 
     assert format_cell(float("nan")) == "–"
     assert format_cell(float("nan"), never_predicted=True) == "never predicted"
@@ -114,7 +114,7 @@ def test_nan_is_never_printed_bare() -> None:
 
 
 def test_notebook_tables_use_the_rule(monkeypatch) -> None:
-    from ctslib.display import use_display_rule
+    from ctslib.common.display import use_display_rule
 
     with pd.option_context("display.float_format", None):
         use_display_rule()
@@ -123,7 +123,7 @@ def test_notebook_tables_use_the_rule(monkeypatch) -> None:
 
 
 def test_record_prints_rounded_but_stores_full_precision(tmp_path, capsys) -> None:
-    from ctslib.io import read_records, record
+    from ctslib.common.io import read_records, record
 
     record("seg_dice", 0.9968051314353943, tmp_path / "record.json")
     assert "record: seg_dice = 0.997" in capsys.readouterr().out
@@ -153,7 +153,7 @@ def _png(path: Path) -> None:
 
 def _report(tmp_path: Path) -> tuple[RunPaths, Path]:
     """A report of one stage: a table and a figure of the same name, a 40-row table, a verdict, warnings."""
-    from ctslib.io import write_table
+    from ctslib.common.io import write_table
 
     paths = RunPaths(tmp_path / "work", tmp_path / "report")
     tables = paths.report / "tables"
@@ -179,7 +179,7 @@ def _report(tmp_path: Path) -> tuple[RunPaths, Path]:
 def _index(tmp_path: Path) -> Path:
     import time
 
-    from ctslib.report import build_manifest, write_report
+    from ctslib.report.index import build_manifest, write_report
 
     paths, data = _report(tmp_path)
     outputs = ["tables/qc_funnel.csv", "figures/qc_funnel.png", "tables/crop_funnel_by_video.csv", "tables/verdict.csv"]
@@ -233,7 +233,7 @@ def test_warnings_are_one_folded_amber_block_grouped_by_kind(tmp_path) -> None:
 
 
 def test_unknown_warnings_are_kept_not_dropped() -> None:
-    from ctslib.report import warning_groups
+    from ctslib.report.index import warning_groups
 
     groups = warning_groups({"04": ["something nobody foresaw"], "03": WARNINGS["03"]})
     assert [g["kind"] for g in groups] == ["lost_plane", "few_nerves", "other-04"]
@@ -252,7 +252,7 @@ def _notebook_with_figure(report: Path, saved: bool) -> Path:
 
     import nbformat
 
-    from ctslib.io import FIGURE_FILE_KEY
+    from ctslib.common.io import FIGURE_FILE_KEY
 
     png = report / "figures" / "qc_funnel.png"
     _png(png)
@@ -275,7 +275,7 @@ def _notebook_with_figure(report: Path, saved: bool) -> Path:
 
 
 def test_pages_link_saved_figures_and_share_one_style_sheet(tmp_path) -> None:
-    from ctslib.runner import export_html
+    from ctslib.report.runner import export_html
 
     report = tmp_path / "report"
     executed = _notebook_with_figure(report, saved=True)
@@ -291,7 +291,7 @@ def test_pages_link_saved_figures_and_share_one_style_sheet(tmp_path) -> None:
 
 
 def test_a_figure_without_its_file_stays_embedded(tmp_path) -> None:
-    from ctslib.runner import export_html
+    from ctslib.report.runner import export_html
 
     report = tmp_path / "report"
     executed = _notebook_with_figure(report, saved=False)
@@ -301,7 +301,7 @@ def test_a_figure_without_its_file_stays_embedded(tmp_path) -> None:
 
 # ----------------------------------------------------------------------------- figures
 def test_synthetic_figures_say_so_in_their_title() -> None:
-    from ctslib.display import SYNTHETIC_TAG, title_figure
+    from ctslib.common.display import SYNTHETIC_TAG, title_figure
 
     fig, _ = plt.subplots()
     assert SYNTHETIC_TAG in title_figure(fig, "QC funnel", "synthetic").get_suptitle()
@@ -313,7 +313,7 @@ def test_synthetic_figures_say_so_in_their_title() -> None:
 def test_cv_curves_are_a_mean_and_a_band_not_one_line_per_fold() -> None:
     from matplotlib.collections import PolyCollection
 
-    from ctslib.train import training_curves_figure
+    from ctslib.severity.train import training_curves_figure
 
     rows = [{"split": f"cv{k}", "epoch": e, "accuracy": 0.5 + 0.01 * e + 0.02 * k, "val_accuracy": 0.4 + 0.01 * k,
              "loss": 1.0 - 0.01 * e, "val_loss": 1.2 + 0.01 * k} for k in range(10) for e in range(1, 6)]
@@ -327,7 +327,7 @@ def test_cv_curves_are_a_mean_and_a_band_not_one_line_per_fold() -> None:
 
 
 def test_crop_examples_name_their_marks() -> None:
-    from ctslib.crop import crop_legend_handles
+    from ctslib.nerve.crop import crop_legend_handles
 
     labels = [h.get_label() for h in crop_legend_handles(with_truth=True)]
     assert labels == ["predicted nerve outline", "true nerve outline (mask)", "crop box", "crop centre"]
@@ -346,8 +346,8 @@ def test_montage_labels_wrists_with_the_tables_pseudonyms() -> None:
 
 
 def test_gradcam_uses_a_colour_blind_safe_map_with_a_labelled_bar_and_a_caption() -> None:
-    from ctslib.gradcam import SaliencyExample
-    from ctslib.plots import GRADCAM_CAPTION, GRADCAM_CMAP, gradcam_figure
+    from ctslib.severity.gradcam import SaliencyExample
+    from ctslib.evaluate.plots import GRADCAM_CAPTION, GRADCAM_CMAP, gradcam_figure
 
     example = SaliencyExample(model="transverse", frame_id="f1", image=np.zeros((8, 8)),
                               cam=np.linspace(0, 1, 64).reshape(8, 8), y_true=1, y_pred=1, probability=0.8)
@@ -396,7 +396,7 @@ def test_smoke_report_stores_images_and_style_once(smoke_run) -> None:
 
 
 def test_tables_with_holes_show_a_dash_not_nan() -> None:
-    from ctslib.display import shown_table
+    from ctslib.common.display import shown_table
 
     html = shown_table(pd.DataFrame({"step": ["extracted", "kept %"], "transverse": [360.0, 28.6111],
                                      "paper_all": [np.nan, 21.1686]})).to_html()
@@ -405,7 +405,7 @@ def test_tables_with_holes_show_a_dash_not_nan() -> None:
 
 
 def test_verdict_lead_keeps_the_opening_and_the_csa_comparison_and_folds_the_rest():
-    from ctslib.report import lead_and_rest
+    from ctslib.report.index import lead_and_rest
 
     text = ("Caution: 1 of 4 results fail a flag. On synthetic data the CNN scores 0.921 [0.800, 0.950]. "
             "Against the CSA baseline: -0.130 [-0.240, -0.010]. These are synthetic data.")

@@ -1,6 +1,6 @@
 """No machine path and no real participant ID anywhere under ``reports/``, in successful and failed runs.
 
-Unit tests of ``ctslib.privacy`` (the scrub and pseudonymise functions), then two runs: the
+Unit tests of ``ctslib.report.privacy`` (the scrub and pseudonymise functions), then two runs: the
 session's smoke report is searched byte by byte for the run's absolute folders, the project, the
 Python prefix and the home folder; and a tiny real-data-layout folder whose stage 02 fails on a
 corrupt mask of participant ``CTS01`` must fail with a clear message while its report names neither
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ctslib.paths import PROJECT_ROOT, RunPaths
-from ctslib.privacy import (
+from ctslib.common.paths import PROJECT_ROOT, RunPaths
+from ctslib.report.privacy import (
     PARTICIPANT_TOKEN,
     cohort_ids,
     id_replacements,
@@ -27,8 +27,8 @@ from ctslib.privacy import (
     scrub_report,
     scrub_text,
 )
-from ctslib.report import run_folders
-from ctslib.runner import KERNEL_DIR, injected_folders, report_prefixes, terminal_text
+from ctslib.report.index import run_folders
+from ctslib.report.runner import KERNEL_DIR, injected_folders, report_prefixes, terminal_text
 
 # -- scrub -----------------------------------------------------------------------------------------
 
@@ -226,7 +226,7 @@ def test_failed_run_reports_neither_real_ids_nor_machine_paths(tmp_path):
 def test_warnings_name_their_source_below_its_package_root():
     import warnings
 
-    from ctslib import io
+    from ctslib.common import io
     from ctslib.evaluate import tables
 
     assert warnings.formatwarning is io.format_warning

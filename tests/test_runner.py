@@ -8,8 +8,8 @@ import nbformat
 import pytest
 
 import run_all
-from ctslib.errors import StageError
-from ctslib.runner import compute_stamp, stage_parameters
+from ctslib.common.errors import StageError
+from ctslib.report.runner import compute_stamp, stage_parameters
 
 
 def _notebook(path, source: str) -> None:
@@ -86,7 +86,7 @@ def _executed_notebook(path: Path) -> Path:
 def test_exported_page_is_offline_quiet_and_links_back(tmp_path) -> None:
     import re
 
-    from ctslib.runner import export_html
+    from ctslib.report.runner import export_html
 
     page = tmp_path / "01_x.html"
     export_html(_executed_notebook(tmp_path / "01_x.ipynb"), page)
@@ -102,7 +102,7 @@ def test_exported_page_is_offline_quiet_and_links_back(tmp_path) -> None:
 def test_kernel_environment_is_set_inside_and_restored_after(monkeypatch) -> None:
     import os
 
-    from ctslib.runner import KERNEL_ENV, kernel_environment
+    from ctslib.report.runner import KERNEL_ENV, kernel_environment
 
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
@@ -112,8 +112,8 @@ def test_kernel_environment_is_set_inside_and_restored_after(monkeypatch) -> Non
 
 
 def test_deviations_name_the_shrunk_input_and_no_epoch_or_dropout_line_for_the_paper_recipe() -> None:
-    from ctslib.profiles import load_profile
-    from ctslib.report import deviations
+    from ctslib.report.profiles import load_profile
+    from ctslib.report.index import deviations
 
     effective = {"03": {"CROP_SIZE": 128},
                  "04": {"INPUT_SIZE": 64, "EPOCHS": 40, "BATCH_SIZE": 30, "DROPOUT": [0.6, 0.6, 0.0]},

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctslib.sanity import (
+from ctslib.severity.sanity import (
     failure_messages,
     flag_overview,
     flag_table,

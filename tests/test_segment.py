@@ -1,4 +1,4 @@
-"""Tests of ctslib.segment: metrics, mask reading, post-processing, splits, pipeline, a tiny U-Net."""
+"""Tests of ctslib.nerve.segment: metrics, mask reading, post-processing, splits, pipeline, a tiny U-Net."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from ctslib import segment
-from ctslib.errors import InputError
-from ctslib.paths import USGRA_SEG_DIR
-from ctslib.seed import set_determinism
+from ctslib.nerve import segment
+from ctslib.common.errors import InputError
+from ctslib.common.paths import USGRA_SEG_DIR
+from ctslib.common.seed import set_determinism
 
 
 # -- metrics --------------------------------------------------------------------------------
@@ -455,7 +455,7 @@ def _trained_segmenter(size: int, seed: int):
 
 def test_fine_tuning_that_lowers_validation_dice_keeps_the_shipped_weights(tmp_path):
     """A learning rate that wrecks the model: validation Dice drops, so the shipped weights come back."""
-    from ctslib.pretrained import weights_hash
+    from ctslib.nerve.pretrained import weights_hash
 
     masked, frames_dir, masks_dir = _masked_folder(tmp_path, 8, 6, 32, seed=5)
     shipped = _trained_segmenter(32, seed=5)
@@ -481,7 +481,7 @@ def test_fine_tuning_that_lowers_validation_dice_keeps_the_shipped_weights(tmp_p
 
 def test_fine_tuning_that_helps_is_kept(tmp_path):
     """An untrained 'shipped' model: fine-tuning raises validation Dice, so the fine-tuned weights are kept."""
-    from ctslib.pretrained import weights_hash
+    from ctslib.nerve.pretrained import weights_hash
 
     masked, frames_dir, masks_dir = _masked_folder(tmp_path, 8, 6, 32, seed=6)
     set_determinism(6)

@@ -1,4 +1,4 @@
-"""The speed switch (ctslib.speed): fused kernels compute the paper's maths, one switch turns them on or off,
+"""The speed switch (ctslib.severity.speed): fused kernels compute the paper's maths, one switch turns them on or off,
 and what is saved is stock Keras either way."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import pytest
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-from ctslib.data import read_crops, write_toy_crops  # noqa: E402
-from ctslib.models import transverse_model  # noqa: E402
-from ctslib.seed import set_determinism  # noqa: E402
-from ctslib.speed import (  # noqa: E402
+from ctslib.severity.inputs import read_crops, write_toy_crops  # noqa: E402
+from ctslib.severity.models import transverse_model  # noqa: E402
+from ctslib.common.seed import set_determinism  # noqa: E402
+from ctslib.severity.speed import (  # noqa: E402
     FastPath,
     FusedAdam,
     FusedBatchNormalization,
@@ -24,8 +24,8 @@ from ctslib.speed import (  # noqa: E402
     stock_layers,
     with_batch_norm,
 )
-from ctslib.split import make_splits  # noqa: E402
-from ctslib.train import TrainSettings, compile_model, train_split  # noqa: E402
+from ctslib.severity.split import make_splits  # noqa: E402
+from ctslib.severity.train import TrainSettings, compile_model, train_split  # noqa: E402
 
 
 def layer_types(model) -> list[str]:

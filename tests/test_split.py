@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from ctslib import GRADES
-from ctslib.errors import StageError
-from ctslib.split import (
+from ctslib.common.errors import StageError
+from ctslib.severity.split import (
     check_split,
     grouped_folds,
     grouped_split,
@@ -126,7 +126,7 @@ def test_grouped_splits_drawn_on_the_cohort_agree_across_planes() -> None:
     import numpy as np
     import pandas as pd
 
-    from ctslib.split import make_splits
+    from ctslib.severity.split import make_splits
 
     rng = np.random.default_rng(3)
     rows = []

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from ctslib import GRADES, PLANES
-from ctslib.errors import InputError
-from ctslib.paths import DataLayout, video_stem
-from ctslib.seed import rng
+from ctslib.common.errors import InputError
+from ctslib.common.paths import DataLayout, video_stem
+from ctslib.common.seed import rng
 from ctslib.synth import SynthConfig, ensure_dataset
 from ctslib.synth import dataset
 from ctslib.synth.dataset import CONFIG_FILE

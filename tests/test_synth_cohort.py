@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from ctslib import GRADES
-from ctslib.cohort import cohort_summary, grade_cohort, read_cohort, table1, table1_vs_paper
-from ctslib.ncs import NCSLimits, grade_wrist
+from ctslib.data.cohort import cohort_summary, grade_cohort, read_cohort, table1, table1_vs_paper
+from ctslib.data.ncs import NCSLimits, grade_wrist
 from ctslib.synth.cohort import COHORT_COLUMNS, intended_grades, make_cohort
 
 SEED = 2026

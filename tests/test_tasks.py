@@ -20,9 +20,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ctslib.errors import StageError
-from ctslib.paths import RunPaths
-from ctslib.tasks import TrainingJob, check_resources, training_jobs, uses_ray
+from ctslib.common.errors import StageError
+from ctslib.common.paths import RunPaths
+from ctslib.severity.tasks import TrainingJob, check_resources, training_jobs, uses_ray
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed")
 
@@ -34,11 +34,11 @@ NAMES = ["grouped", "cv0", "grouped~s1", "cv0~s1"]
 
 def train_toy(work: Path, out: Path, workers: int) -> None:
     """Train the toy transverse model on every job with ``workers``; write the hand-off files under ``out``."""
-    from ctslib.data import read_crops
-    from ctslib.seed import set_determinism
-    from ctslib.split import make_splits
-    from ctslib.tasks import train_plane
-    from ctslib.train import TrainSettings
+    from ctslib.severity.inputs import read_crops
+    from ctslib.common.seed import set_determinism
+    from ctslib.severity.split import make_splits
+    from ctslib.severity.tasks import train_plane
+    from ctslib.severity.train import TrainSettings
 
     if workers == 1:
         set_determinism(SEED)  # what the notebooks do; Ray workers switch op determinism on themselves
@@ -53,7 +53,7 @@ def train_toy(work: Path, out: Path, workers: int) -> None:
 
 @pytest.fixture(scope="module")
 def toy_work(tmp_path_factory) -> Path:
-    from ctslib.data import write_toy_crops
+    from ctslib.severity.inputs import write_toy_crops
 
     work = tmp_path_factory.mktemp("tasks_work")
     write_toy_crops(work, plane=PLANE, participants_per_grade=2, frames_per_wrist=4, crop_size=SIZE, seed=4)

@@ -1,6 +1,6 @@
 """Training path: crops -> tf.data (augmentation on training only) -> fit -> hand-off files.
 
-Small learnable crops (``ctslib.data.write_toy_crops``: ellipse size grows with grade) in tmp_path.
+Small learnable crops (``ctslib.severity.inputs.write_toy_crops``: ellipse size grows with grade) in tmp_path.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import pytest
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-from ctslib.data import make_dataset, read_crop_array, read_crops, rotate_images, write_toy_crops  # noqa: E402
-from ctslib.errors import InputError, StageError  # noqa: E402
-from ctslib.paths import RunPaths  # noqa: E402
-from ctslib.seed import set_determinism  # noqa: E402
-from ctslib.split import make_splits  # noqa: E402
-from ctslib.speed import FastPath  # noqa: E402
-from ctslib.tasks import train_plane  # noqa: E402
-from ctslib.train import (  # noqa: E402
+from ctslib.severity.inputs import make_dataset, read_crop_array, read_crops, rotate_images, write_toy_crops  # noqa: E402
+from ctslib.common.errors import InputError, StageError  # noqa: E402
+from ctslib.common.paths import RunPaths  # noqa: E402
+from ctslib.common.seed import set_determinism  # noqa: E402
+from ctslib.severity.split import make_splits  # noqa: E402
+from ctslib.severity.speed import FastPath  # noqa: E402
+from ctslib.severity.tasks import train_plane  # noqa: E402
+from ctslib.severity.train import (  # noqa: E402
     HISTORY_COLUMNS,
     PREDICTION_COLUMNS,
     KeepBest,
@@ -92,7 +92,7 @@ def test_training_pipeline_flips_and_reshuffles_each_epoch(toy):
             flipped_any |= any(mirror) and not any(same)
     assert flipped_any
     assert not np.array_equal(epochs[0], epochs[1])  # new order / new flips every epoch
-    assert ds.options().autotune.enabled is False  # fixed parallelism (see ctslib.data)
+    assert ds.options().autotune.enabled is False  # fixed parallelism (see ctslib.severity.inputs)
 
 
 def test_rotation_keeps_shape_and_rotates_about_the_centre():

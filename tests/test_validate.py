@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 import pytest
 
-from ctslib.paths import DataLayout
-from ctslib.validate import Problem, main, validate_data
+from ctslib.common.paths import DataLayout
+from ctslib.data.validate import Problem, main, validate_data
 from dicom_files import write_dicom
 
 SIZE = (40, 30)  # (width, height) of the test videos

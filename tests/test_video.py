@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctslib.errors import InputError
-from ctslib.paths import DataLayout
-from ctslib.video import (
+from ctslib.common.errors import InputError
+from ctslib.common.paths import DataLayout
+from ctslib.data.video import (
     FRAME_SIZE,
     VideoJob,
     VideoSettings,
@@ -288,8 +288,7 @@ def test_dicom_cine_timing_spacing_and_pixels(tmp_path):
 
 
 def test_dicom_patient_tags_never_reach_outputs(tmp_path):
-    from ctslib import qc
-
+    from ctslib.frames import qc
     path = write_dicom(tmp_path / "scan.dcm", dicom_frames(6), CineRate=10)
     header = probe_video(path, SETTINGS)
     video = extract_video(header, frame_size=32)
@@ -516,7 +515,7 @@ def test_frame_table_and_png_policy(tmp_path, policy, expected):
 
 def test_burned_in_text_band_is_blanked_before_frames_are_saved(tmp_path: Path) -> None:
     """A screen capture with a bright text band at the top: the band is black in the extracted frames."""
-    from ctslib.video import blank_text_bands
+    from ctslib.data.video import blank_text_bands
 
     path = tmp_path / "S9_L_transverse.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (80, 60), isColor=False)

@@ -26,4 +26,4 @@ from ctslib.evaluate.paired import *  # noqa: F401,F403
 from ctslib.evaluate.prose import *  # noqa: F401,F403
 from ctslib.evaluate.readers import *  # noqa: F401,F403
 from ctslib.evaluate.tables import *  # noqa: F401,F403
-from ctslib.handoff import PREDICTION_COLUMNS, PROB_COLUMNS  # noqa: F401
+from ctslib.common.handoff import PREDICTION_COLUMNS, PROB_COLUMNS  # noqa: F401

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 
 from ctslib import GRADES
-from ctslib.errors import InputError, StageError
+from ctslib.common.errors import InputError, StageError
 from ctslib.evaluate.metrics import _CV_FOLD, LABELS, empty_classes
 from ctslib.evaluate.readers import _require_columns, assert_grouped
-from ctslib.split import GROUPED_SPLIT
+from ctslib.severity.split import GROUPED_SPLIT
 
 __all__ = ["wrist_csa", "apply_csa_thresholds", "choose_csa_thresholds", "balanced_accuracy_of_thresholds",
     "csa_thresholds_table", "csa_baseline_predictions", "csa_baseline_cv"]

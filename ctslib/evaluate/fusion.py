@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ctslib.errors import InputError, StageError
-from ctslib.handoff import PROB_COLUMNS
+from ctslib.common.errors import InputError, StageError
+from ctslib.common.handoff import PROB_COLUMNS
 
 __all__ = ["wrist_probabilities", "fuse_planes"]
 

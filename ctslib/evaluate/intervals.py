@@ -15,7 +15,7 @@ import pandas as pd
 import sklearn
 
 from ctslib.evaluate.metrics import LABELS, classification_metrics, metrics_from_confusion
-from ctslib.seed import rng
+from ctslib.common.seed import rng
 
 __all__ = ["participant_bootstrap_indices", "bootstrap_confusions", "bootstrap_replicates", "percentile_interval", "clopper_pearson",
            "effective_n", "metrics_with_ci", "format_ci", "mean_sd", "paired_rows", "paired_difference",

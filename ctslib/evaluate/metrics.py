@@ -23,8 +23,8 @@ from sklearn.metrics import (
 )
 
 from ctslib import GRADES
-from ctslib.errors import StageError
-from ctslib.split import GROUPED_SPLIT, PAPER_SPLIT
+from ctslib.common.errors import StageError
+from ctslib.severity.split import GROUPED_SPLIT, PAPER_SPLIT
 
 __all__ = ["LABELS", "CV_POOLED", "SEED_TAG", "EmptyClassWarning", "empty_classes", "check_classes", "confusion",
     "classification_metrics", "metrics_from_confusion", "accuracy_only", "available_splits", "select_split", "split_members", "accuracy_sentence"]

@@ -9,8 +9,8 @@ from ctslib.evaluate.intervals import difference_word, format_ci
 from ctslib.evaluate.metrics import CV_POOLED, available_splits
 from ctslib.evaluate.paired import split_words
 from ctslib.evaluate.tables import PAPER_RESULTS
-from ctslib.sanity import BORDERLINE
-from ctslib.split import GROUPED_SPLIT, PAPER_SPLIT
+from ctslib.severity.sanity import BORDERLINE
+from ctslib.severity.split import GROUPED_SPLIT, PAPER_SPLIT
 
 __all__ = ["leakage_sentence", "interpretation", "summary_table", "fair_split", "verdict_table", "verdict_sentence",
            "flags_sentence", "seed_sentence"]
@@ -200,7 +200,7 @@ def verdict_sentence(
 ) -> str:
     """What the verdict box shows, in a few sentences built from the numbers.
 
-    ``flags`` (``ctslib.sanity.flag_overview``): failing model/split pairs are named first, since
+    ``flags`` (``ctslib.severity.sanity.flag_overview``): failing model/split pairs are named first, since
     their accuracies do not describe a trained model; borderline ones are named after them.
     ``paired`` (``ctslib.evaluate.paired_table``): every comparison (CNN vs CSA baseline, plane vs
     plane) is read from its paired difference on the fair split, never from overlapping intervals.
@@ -270,7 +270,7 @@ def _comparison_clause(row: pd.Series) -> str:
 
 
 def flags_sentence(overview: pd.DataFrame) -> str:
-    """The sanity-flag overview in words (``ctslib.sanity.flag_overview`` output): failures, then borderline."""
+    """The sanity-flag overview in words (``ctslib.severity.sanity.flag_overview`` output): failures, then borderline."""
     if overview.empty:
         return "No predictions to check."
     failing = overview[overview["status"] == "FAIL"]

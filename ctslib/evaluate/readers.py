@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 
 from ctslib import GRADES
-from ctslib.acquisition import Acquisition, read_acquisition  # the one reader (it checks 'source'), re-exported
-from ctslib.errors import InputError, StageError
+from ctslib.data.acquisition import Acquisition, read_acquisition  # the one reader (it checks 'source'), re-exported
+from ctslib.common.errors import InputError, StageError
 from ctslib.evaluate.metrics import LABELS
-from ctslib.handoff import PREDICTION_COLUMNS, PROB_COLUMNS
-from ctslib.split import PAPER_SPLIT, SPLIT_COLUMNS, is_grouped
+from ctslib.common.handoff import PREDICTION_COLUMNS, PROB_COLUMNS
+from ctslib.severity.split import PAPER_SPLIT, SPLIT_COLUMNS, is_grouped
 
 __all__ = ["read_predictions", "read_split", "read_acquisition", "describe_source", "grouped_splits",
     "shared_participants", "assert_grouped", "leakage_exposure", "check_grades_against_wrists", "simulator_csa"]

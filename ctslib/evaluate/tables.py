@@ -9,7 +9,7 @@ import pandas as pd
 from sklearn.metrics import accuracy_score
 
 from ctslib import GRADES
-from ctslib.errors import StageError
+from ctslib.common.errors import StageError
 from ctslib.evaluate.intervals import (
     _exact_applies,
     bootstrap_replicates,
@@ -31,7 +31,7 @@ from ctslib.evaluate.metrics import (
     select_split,
 )
 from ctslib.evaluate.readers import leakage_exposure
-from ctslib.split import GROUPED_SPLIT, PAPER_SPLIT
+from ctslib.severity.split import GROUPED_SPLIT, PAPER_SPLIT
 
 __all__ = [
     "PAPER_RESULTS", "METRIC_LABELS", "NEVER_PREDICTED", "NOT_IN_VALIDATION", "shown_value", "evaluate", "headline",

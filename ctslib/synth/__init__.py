@@ -4,7 +4,7 @@
 layout of docs/pipeline.md, plus the generator's ground truth under ``truth/``. Modules:
 
 * ``config``   the frozen ``SynthConfig`` (stored as ``synth_config.json`` beside the data);
-* ``cohort``   participants, wrists and NCS values (graded by ``ctslib.ncs``);
+* ``cohort``   participants, wrists and NCS values (graded by ``ctslib.data.ncs``);
 * ``anatomy``  per-wrist anatomy and the tissue maps of the transverse and longitudinal planes;
 * ``bmode``    the convolutional speckle model that turns tissue maps into 8-bit frames;
 * ``video``    probe motion, runs of bad frames, rendering and writing of one video;

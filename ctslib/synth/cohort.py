@@ -2,7 +2,7 @@
 
 ``make_cohort`` returns the rows of ``cohort.csv`` (docs/pipeline.md). Each wrist is given an
 *intended* severity first; its NCS values (DML, SNCV, SNAP) are then drawn from a realistic range
-for that severity, well clear of the grading limits, so that ``ctslib.ncs.grade_wrist`` with the
+for that severity, well clear of the grading limits, so that ``ctslib.data.ncs.grade_wrist`` with the
 default limits and the default ``"bland"`` policy gives back exactly the intended grade.
 
 For the default arguments the cohort matches the paper's Table 1 exactly: 50 participants
@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 
 from ctslib import GRADES
-from ctslib.ncs import NCSLimits, grade_wrist
-from ctslib.seed import rng
+from ctslib.data.ncs import NCSLimits, grade_wrist
+from ctslib.common.seed import rng
 
 COHORT_COLUMNS: tuple[str, ...] = (
     "participant_id", "side", "sex", "age", "dominant_hand", "dml_ms", "sncv_ms", "snap_uv",

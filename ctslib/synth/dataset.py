@@ -20,12 +20,12 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ctslib import PLANES
-from ctslib.errors import InputError
-from ctslib.io import write_csv, write_json
-from ctslib.ncs import grade_wrist
-from ctslib.parallel import ordered_map
-from ctslib.paths import DataLayout, video_stem
-from ctslib.seed import rng
+from ctslib.common.errors import InputError
+from ctslib.common.io import write_csv, write_json
+from ctslib.data.ncs import grade_wrist
+from ctslib.common.parallel import ordered_map
+from ctslib.common.paths import DataLayout, video_stem
+from ctslib.common.seed import rng
 from ctslib.synth.anatomy import WristAnatomy, draw_anatomy
 from ctslib.synth.cohort import make_cohort
 from ctslib.synth.config import SynthConfig

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from ctslib.errors import InputError
+from ctslib.common.errors import InputError
 
 SYNTHETIC, REAL = "synthetic", "real"
 HIST_BINS = 64
@@ -474,10 +474,9 @@ def read_usgra(root: str | Path, size: int, subsets: Sequence[str] = ("train", "
     """Every usgra-seg image with its nerve mask (label 1), prepared at ``size``; one group per image.
 
     Raises:
-        InputError: the folder is missing or an image has no readable mask (from ``ctslib.segment``).
+        InputError: the folder is missing or an image has no readable mask (from ``ctslib.nerve.segment``).
     """
-    from ctslib import segment
-
+    from ctslib.nerve import segment
     images, masks, names = [], [], []
     for subset in subsets:
         image_paths, mask_paths = segment.usgra_pairs(root, subset)
@@ -504,8 +503,8 @@ def read_synthetic(data_dir: str | Path, size: int, n: int, seed: int,
     Raises:
         InputError: not a synthetic dataset, or a video/mask file is missing.
     """
-    from ctslib.paths import DataLayout
-    from ctslib.seed import rng
+    from ctslib.common.paths import DataLayout
+    from ctslib.common.seed import rng
     from ctslib.synth.summary import read_truth
 
     layout = DataLayout(Path(data_dir))

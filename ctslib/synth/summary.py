@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from ctslib import GRADES, PLANES
-from ctslib.errors import InputError
-from ctslib.paths import DataLayout
+from ctslib.common.errors import InputError
+from ctslib.common.paths import DataLayout
 
 from ctslib.synth.video import EXTRACTION_FPS as PIPELINE_FPS
 

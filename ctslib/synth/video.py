@@ -9,7 +9,7 @@ runs of bad frames, each run of one kind (``BAD_REASONS``):
   longitudinal slips beside the nerve (a tendon where the nerve was);
 * ``frozen``      the display freezes: the last frame repeats unchanged.
 
-Everything random comes from one generator per video, seeded by ``ctslib.seed.rng(seed, stem)``,
+Everything random comes from one generator per video, seeded by ``ctslib.common.seed.rng(seed, stem)``,
 so a video is the same whichever worker renders it and in whatever order.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ctslib.seed import rng
+from ctslib.common.seed import rng
 from ctslib.synth.anatomy import Canvas, WristAnatomy, longitudinal_scene, transverse_scene
 from ctslib.synth.bmode import FramePose, Imaging, World, make_world, render_frame
 from ctslib.synth.config import BAD_REASONS, SynthConfig
