@@ -32,10 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/hardware.py
 
 import hardware  # noqa: E402
-from ctslib.nerve import pretrained  # noqa: E402
-from ctslib.nerve import segment
 from ctslib.common.paths import USGRA_SEG_DIR  # noqa: E402
 from ctslib.common.seed import set_determinism  # noqa: E402
+from ctslib.data.usgra import USGRA_ATTRIBUTION  # noqa: E402
+from ctslib.nerve import pretrained  # noqa: E402
+from ctslib.nerve.realcheck import usgra_check, usgra_summary  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,13 +56,13 @@ def main(argv: list[str] | None = None) -> int:
           f"threshold {threshold}, flip TTA {tta}; trained {card['train_seconds'] / 60:.1f} min, best epoch "
           f"{card['best_epoch']} (usgra validation Dice {card['usgra_val_dice_mean']:.3f})")
     if (args.data / "dataset").is_dir():
-        print(f"Data: {segment.USGRA_ATTRIBUTION}")
+        print(f"Data: {USGRA_ATTRIBUTION}")
         t1 = time.perf_counter()
-        table = segment.usgra_check(model, size, threshold, root=args.data, subset="test", flip_tta=tta)
+        table = usgra_check(model, size, threshold, root=args.data, subset="test", flip_tta=tta)
         t_real = time.perf_counter() - t1
         if args.per_image:
             print(table.round(3).to_string(index=False))
-        for row in segment.usgra_summary(table).itertuples(index=False):
+        for row in usgra_summary(table).itertuples(index=False):
             print(f"usgra-seg test ({row.components} components, {row.n_images} images): Dice mean {row.dice_mean:.3f} "
                   f"(median {row.dice_median:.3f}), IoU mean {row.iou_mean:.3f}, crop-hit {row.crop_hit_rate:.3f} "
                   f"({int(round(row.crop_hit_rate * row.n_images))}/{row.n_images})")

@@ -1,4 +1,5 @@
-"""Tests of ctslib.nerve.crop: border clamping, centroid crops, the no-nerve rule, CSA, the crop loop."""
+"""Tests of the crops: border clamping, centroid crops, the no-nerve rule, CSA, the crop loop (ctslib.nerve.crop),
+frames.csv (ctslib.nerve.frames), nerve hints (ctslib.nerve.hints) and the crop summaries (ctslib.nerve.crop_summary)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctslib.nerve import crop
-
-from ctslib.nerve import geometry
+from ctslib import PLANES
 from ctslib.common.errors import InputError
+from ctslib.nerve import crop, crop_summary, geometry
+from ctslib.nerve.frames import masked_frames, read_frames, validate_frames
+from ctslib.nerve.hints import hint_pixels, load_hints, read_nerve_hints
 
 
 def disk(shape: tuple[int, int], cx: int, cy: int, r: int) -> np.ndarray:
@@ -111,7 +113,7 @@ def test_point_in_mask_and_fraction_in_box():
 def frames_table(n: int = 3, **overrides) -> pd.DataFrame:
     rows = []
     for i in range(n):
-        plane = crop.PLANES[i % 2]
+        plane = PLANES[i % 2]
         rows.append({"frame_id": f"P00{i}_L_{plane}_0001", "wrist_id": f"P00{i}_L", "participant_id": f"P00{i}",
                      "side": "L", "plane": plane, "grade": "normal", "grade_index": 0,
                      "spacing_row_mm": 0.1, "spacing_col_mm": 0.1, "has_mask": True, "kept": True})
@@ -124,18 +126,18 @@ def frames_table(n: int = 3, **overrides) -> pd.DataFrame:
 
 def test_validate_frames_names_missing_column_and_bad_spacing(tmp_path):
     with pytest.raises(InputError) as err:
-        crop.validate_frames(frames_table().drop(columns=["spacing_col_mm"]), file="frames.csv")
+        validate_frames(frames_table().drop(columns=["spacing_col_mm"]), file="frames.csv")
     assert err.value.column == "spacing_col_mm" and "frames.csv" in str(err.value)
     bad = frames_table()
     bad["spacing_row_mm"] = bad["spacing_row_mm"].astype(object)
     bad.loc[1, "spacing_row_mm"] = "n/a"
     with pytest.raises(InputError) as err:
-        crop.validate_frames(bad, file="frames.csv")
+        validate_frames(bad, file="frames.csv")
     assert err.value.row == 2 and err.value.column == "spacing_row_mm"
-    ok = crop.validate_frames(frames_table(kept="False"))
+    ok = validate_frames(frames_table(kept="False"))
     assert ok["kept"].tolist() == [False, True, True]
     with pytest.raises(InputError):
-        crop.read_frames(tmp_path / "missing.csv")
+        read_frames(tmp_path / "missing.csv")
 
 
 # -- the crop loop on a tiny frame folder ---------------------------------------------------------
@@ -189,17 +191,17 @@ def test_crop_frames_writes_crops_and_table(tmp_path):
         frame = cv2.imread(str(frames_dir / f"{row.frame_id}.png"), cv2.IMREAD_GRAYSCALE)
         np.testing.assert_array_equal(saved, frame[row.y0 : row.y0 + 24, row.x0 : row.x0 + 24])
     # the missed nerve counts against the rate; the frame with no nerve in view is not scored
-    assert crop.centre_hit_rate(table) == pytest.approx(3 / 4)
+    assert crop_summary.centre_hit_rate(table) == pytest.approx(3 / 4)
 
-    funnel = crop.crop_funnel(frames, table).set_index("plane")
+    funnel = crop_summary.crop_funnel(frames, table).set_index("plane")
     assert funnel.loc["all", "kept_frames"] == 5
     assert funnel.loc["all", "no_nerve_found"] == 2 and funnel.loc["all", "crops"] == 3
     assert funnel.loc["all", "no_nerve_found_true_empty"] == 1 and funnel.loc["all", "crops_true_empty"] == 0
     assert funnel.loc["transverse", "crops"] + funnel.loc["longitudinal", "crops"] == 3
-    assert crop.empty_truth_crop_warnings(funnel.reset_index()) == []  # no crop from an empty truth here
+    assert crop_summary.empty_truth_crop_warnings(funnel.reset_index()) == []  # no crop from an empty truth here
 
     # CSA per grade: a transverse frame of each found grade, means equal the single values
-    by_grade = crop.csa_by_grade(table).set_index("grade")
+    by_grade = crop_summary.csa_by_grade(table).set_index("grade")
     normal = table.loc[0]
     assert by_grade.loc["normal", "n_crops"] == 1
     assert by_grade.loc["normal", "csa_mm2_mean"] == pytest.approx(normal.csa_mm2)
@@ -235,29 +237,29 @@ def test_no_nerve_share_per_video_and_its_warnings():
         ("P002_R", "transverse"): [False] * 5,                  # nothing found at all
         ("P002_R", "longitudinal"): [True] * 8 + [False] * 2,   # 20 %: fine
     })
-    table = crop.no_nerve_by_video(crops).set_index(["wrist_id", "plane"])
+    table = crop_summary.no_nerve_by_video(crops).set_index(["wrist_id", "plane"])
     assert table.loc[("P001_L", "longitudinal"), "no_nerve_found"] == 4
     assert table.loc[("P001_L", "longitudinal"), "no_nerve_share"] == pytest.approx(0.4)
     assert table.loc[("P002_R", "transverse"), "kept_frames"] == 5
-    messages = crop.no_nerve_warnings(table.reset_index(), max_share=0.3)
+    messages = crop_summary.no_nerve_warnings(table.reset_index(), max_share=0.3)
     assert len(messages) == 2
     assert any("P002_R transverse" in m and "any of its 5 kept frames" in m for m in messages)
     assert any("P001_L longitudinal" in m and "4 of 10" in m for m in messages)
-    assert crop.no_nerve_warnings(table.reset_index(), max_share=0.5) == [m for m in messages if "P002_R" in m]
+    assert crop_summary.no_nerve_warnings(table.reset_index(), max_share=0.5) == [m for m in messages if "P002_R" in m]
     assert "true masks" not in " ".join(messages)  # no truth, no claim about it
 
     # with true masks: the no-nerve frames whose truth is empty too are named as such
     crops["true_nerve_area_px"] = 0
     crops.loc[crops["wrist_id"].eq("P002_R") & crops["plane"].eq("transverse"), "true_nerve_area_px"] = [40, 0, 0, 0, 0]
-    with_truth = crop.no_nerve_by_video(crops).set_index(["wrist_id", "plane"])
+    with_truth = crop_summary.no_nerve_by_video(crops).set_index(["wrist_id", "plane"])
     assert with_truth.loc[("P002_R", "transverse"), "no_nerve_true_empty"] == 4
-    warned = crop.no_nerve_warnings(with_truth.reset_index(), max_share=0.5)
+    warned = crop_summary.no_nerve_warnings(with_truth.reset_index(), max_share=0.5)
     assert warned == [messages[[i for i, m in enumerate(messages) if "P002_R" in m][0]]
                       + "; the true masks show no nerve in 4 of them (QC kept frames without the nerve)"]
     # every rejection confirmed by an empty truth: one summary line instead of a warning per video
     crops.loc[crops["wrist_id"].eq("P002_R") & crops["plane"].eq("transverse"), "true_nerve_area_px"] = 0
     crops.loc[crops["wrist_id"].eq("P002_R") & crops["plane"].eq("transverse"), "nerve_found"] = [True] + [False] * 4
-    confirmed = crop.no_nerve_warnings(crop.no_nerve_by_video(crops), max_share=0.3)
+    confirmed = crop_summary.no_nerve_warnings(crop_summary.no_nerve_by_video(crops), max_share=0.3)
     assert not any(m.startswith("P001_L") or m.startswith("P002_R") for m in confirmed)
     assert confirmed[-1].startswith("2 videos had no nerve found in over 30% of their kept frames (8 frames)")
 
@@ -267,9 +269,9 @@ def test_no_nerve_anywhere_stops_the_stage_naming_the_frames_tried():
 
     crops = crops_of({("P001_L", "transverse"): [False] * 7, ("P002_R", "longitudinal"): [False] * 3})
     with pytest.raises(StageError, match="no nerve found in any of the 10 kept frames of 2 videos"):
-        crop.no_nerve_warnings(crop.no_nerve_by_video(crops), max_share=0.3)
+        crop_summary.no_nerve_warnings(crop_summary.no_nerve_by_video(crops), max_share=0.3)
     with pytest.raises(StageError, match="no kept frame to segment"):
-        crop.no_nerve_warnings(crop.no_nerve_by_video(crops.head(0)), max_share=0.3)
+        crop_summary.no_nerve_warnings(crop_summary.no_nerve_by_video(crops.head(0)), max_share=0.3)
 
 
 # -- nerve hints ---------------------------------------------------------------------------------
@@ -279,10 +281,10 @@ def test_read_nerve_hints_maps_videos_to_pseudonymised_wrists_and_checks_rows(tm
     id_map = pd.DataFrame({"source_id": ["S7", "S9"], "participant_id": ["P001", "P002"]})
     path = tmp_path / "nerve_hints.csv"
     path.write_text("video,x,y\nS7_l_Transverse.mp4,0.25,0.5\nS9_R_longitudinal,\"0,75\",0.1\n,,\n")
-    hints = crop.read_nerve_hints(path, id_map)
+    hints = read_nerve_hints(path, id_map)
     assert hints == {("P001_L", "transverse"): (0.25, 0.5), ("P002_R", "longitudinal"): (0.75, 0.1)}
-    assert crop.hint_pixels(hints, {"wrist_id": "P001_L", "plane": "transverse"}, (101, 201)) == (50.0, 50.0)
-    assert crop.hint_pixels(hints, {"wrist_id": "P003_L", "plane": "transverse"}, (10, 10)) is None
+    assert hint_pixels(hints, {"wrist_id": "P001_L", "plane": "transverse"}, (101, 201)) == (50.0, 50.0)
+    assert hint_pixels(hints, {"wrist_id": "P003_L", "plane": "transverse"}, (10, 10)) is None
 
     for text, row, column, words in [
         ("video,x\nS7_L_transverse,0.2\n", None, "y", "missing ['y']"),
@@ -293,9 +295,9 @@ def test_read_nerve_hints_maps_videos_to_pseudonymised_wrists_and_checks_rows(tm
     ]:
         path.write_text(text)
         with pytest.raises(InputError, match=re.escape(words)) as err:
-            crop.read_nerve_hints(path, id_map)
+            read_nerve_hints(path, id_map)
         assert err.value.column == column and err.value.row == row and "nerve_hints.csv" in str(err.value)
-    assert crop.load_hints(tmp_path / "absent.csv", tmp_path / "id_map.csv") == {}
+    assert load_hints(tmp_path / "absent.csv", tmp_path / "id_map.csv") == {}
 
 
 def test_a_hint_picks_the_marked_component_instead_of_the_largest(tmp_path):
@@ -321,9 +323,9 @@ def test_masked_frames_keeps_every_frame_with_a_mask_whatever_qc_decided():
     frames["kept"] = [True, False, False, True]
     frames["has_mask"] = [True, True, False, "1.0"]
     frames["has_png"] = [True, True, True, True]
-    assert crop.masked_frames(frames)["frame_id"].tolist() == [frames.frame_id[0], frames.frame_id[1], frames.frame_id[3]]
+    assert masked_frames(frames)["frame_id"].tolist() == [frames.frame_id[0], frames.frame_id[1], frames.frame_id[3]]
     frames["has_png"] = [True, False, True, True]  # a masked frame whose PNG stage 02 did not store
-    assert crop.masked_frames(frames)["frame_id"].tolist() == [frames.frame_id[0], frames.frame_id[3]]
+    assert masked_frames(frames)["frame_id"].tolist() == [frames.frame_id[0], frames.frame_id[3]]
 
 
 def test_empty_truth_crop_warnings_name_the_plane_and_share():
@@ -331,7 +333,7 @@ def test_empty_truth_crop_warnings_name_the_plane_and_share():
 
     funnel = pd.DataFrame({"plane": ["transverse", "longitudinal", "all"], "crops": [100, 200, 300],
                            "crops_true_empty": [5, 80, 85]})
-    messages = crop.empty_truth_crop_warnings(funnel, max_share=0.1)
+    messages = crop_summary.empty_truth_crop_warnings(funnel, max_share=0.1)
     assert len(messages) == 1 and messages[0].startswith("80 of 200 longitudinal crops (40.0%)")
-    assert len(crop.empty_truth_crop_warnings(funnel, max_share=0.04)) == 2  # transverse at 5 % now too
-    assert crop.empty_truth_crop_warnings(funnel.assign(crops=0, crops_true_empty=0)) == []
+    assert len(crop_summary.empty_truth_crop_warnings(funnel, max_share=0.04)) == 2  # transverse at 5 % now too
+    assert crop_summary.empty_truth_crop_warnings(funnel.assign(crops=0, crops_true_empty=0)) == []

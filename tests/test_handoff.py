@@ -64,20 +64,17 @@ def test_prediction_columns_are_defined_once():
 
 
 def test_one_flag_parser_reads_what_spreadsheets_write():
-    from ctslib.nerve import crop
     values = pd.Series(["True", "true", "1", "1.0", " yes ", "False", "0", "0.0", "", "no"])
     assert handoff.as_bool(values).tolist() == [True] * 5 + [False] * 5
-    assert crop.as_bool is handoff.as_bool
 
 
 def test_write_png_is_atomic_and_shared(tmp_path):
-    from ctslib.nerve import crop
     from ctslib.data import video
     image = np.arange(64, dtype=np.uint8).reshape(8, 8)
-    for writer, name in ((handoff.write_png, "a.png"), (video.write_png, "b.png"), (crop.write_png, "c.png")):
+    for writer, name in ((handoff.write_png, "a.png"), (video.write_png, "b.png")):
         writer(tmp_path / name, image)
         np.testing.assert_array_equal(cv2.imread(str(tmp_path / name), cv2.IMREAD_GRAYSCALE), image)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png", "c.png"]  # no temporary left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png"]  # no temporary left
     with pytest.raises(OSError):
         handoff.write_png(tmp_path / "d.png", np.zeros((0, 0), np.uint8))
     assert not (tmp_path / "d.png").exists()

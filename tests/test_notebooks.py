@@ -190,12 +190,12 @@ def test_smoke_segmenter_choice_is_recorded_tabled_and_warned_alike(smoke_run) -
     """Stage 03 says which weights cut the crops, and why, in its records, tables/segmenter and the index."""
     import pandas as pd
 
-    from ctslib.nerve import segment
+    from ctslib.nerve.finetune import MAX_DICE_DROP
     rec = smoke_run.records("03")
     assert rec["seg_mode"] == "finetune"  # the synthetic smoke data have masks
     kept = rec["seg_fine_tuned_kept"]
-    assert kept == (rec["seg_val_score_fine_tuned"] > rec["seg_val_score_shipped"]  # ctslib.nerve.segment.choose_weights
-                    and rec["seg_val_dice_fine_tuned"] >= rec["seg_val_dice_shipped"] - segment.MAX_DICE_DROP)
+    assert kept == (rec["seg_val_score_fine_tuned"] > rec["seg_val_score_shipped"]  # ctslib.nerve.finetune.choose_weights
+                    and rec["seg_val_dice_fine_tuned"] >= rec["seg_val_dice_shipped"] - MAX_DICE_DROP)
     assert rec["seg_val_participants"] >= 1 and rec["seg_val_nerve_frames"] >= 1
     assert rec["seg_selection_reason"] in rec["seg_mode_text"]
     table = pd.read_csv(smoke_run.paths.tables / "segmenter.csv")

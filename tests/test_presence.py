@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import requires_usgra
-from ctslib.nerve import crop
-from ctslib.nerve import presence
+from ctslib.nerve import crop, crop_summary, presence
 from ctslib.common.paths import USGRA_SEG_DIR
 from test_crop import threshold_model, write_tiny_layout
 
@@ -121,12 +120,12 @@ def test_crop_loop_drops_low_presence_frames_and_the_funnel_counts_them(tmp_path
     assert table.loc[low, "crop_path"] == "" and not (crops_dir / f"{frames.frame_id[low]}.png").exists()
     assert table.loc[low, "centre_in_true_mask"] is False  # a true nerve left without a crop is a miss
 
-    funnel = crop.crop_funnel(frames, table).set_index("plane")
+    funnel = crop_summary.crop_funnel(frames, table).set_index("plane")
     assert funnel.loc["all", "no_nerve_found"] == 2 and funnel.loc["all", "presence_rejected"] == 1
     assert funnel.loc["all", "presence_rejected_true_empty"] == 0 and funnel.loc["all", "crops"] == 2
     assert (funnel.loc["all", "no_nerve_found"] + funnel.loc["all", "presence_rejected"]
             + funnel.loc["all", "crops"]) == funnel.loc["all", "kept_frames"]
-    by_video = crop.no_nerve_by_video(table).set_index("wrist_id")
+    by_video = crop_summary.no_nerve_by_video(table).set_index("wrist_id")
     assert by_video.loc[frames.wrist_id[low], "presence_rejected"] == 1
     assert by_video["presence_rejected"].sum() == 1 and by_video["no_nerve_found"].sum() == 3
 
@@ -134,7 +133,7 @@ def test_crop_loop_drops_low_presence_frames_and_the_funnel_counts_them(tmp_path
     plain = crop.crop_frames(frames, frames_dir, tmp_path / "plain", threshold_model(), input_size=32, crop_size=24,
                              min_area_mm2=0.2, progress=False)
     assert plain["nerve_found"].tolist() == [True, True, True, False, False] and plain["presence_score"].isna().all()
-    assert crop.crop_funnel(frames, plain).set_index("plane").loc["all", "presence_rejected"] == 0
+    assert crop_summary.crop_funnel(frames, plain).set_index("plane").loc["all", "presence_rejected"] == 0
     with pytest.raises(ValueError):
         crop.crop_frames(frames, frames_dir, tmp_path / "x", threshold_model(), input_size=32, crop_size=24,
                          min_area_mm2=0.2, progress=False, presence_threshold=0.5)

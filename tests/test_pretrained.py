@@ -9,12 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
-from ctslib.nerve import pretrained
-
-from ctslib.nerve import segment
-from ctslib.nerve.augment import AugmentConfig
 from ctslib.common.errors import InputError
 from ctslib.common.paths import USGRA_SEG_DIR
+from ctslib.data.usgra import USGRA_ATTRIBUTION
+from ctslib.nerve import pretrained
+from ctslib.nerve.augment import AugmentConfig
+from ctslib.nerve.realcheck import usgra_check, usgra_summary
 
 from conftest import requires_usgra
 
@@ -103,7 +103,7 @@ def test_shipped_weights_are_small_and_match_their_card():
     model, card = pretrained.load_shipped()
     assert pretrained.weights_hash(model) == card["weights_sha256"]
     assert model.input_shape[1:] == (card["input_size"], card["input_size"], 1)
-    assert card["attribution"] == segment.USGRA_ATTRIBUTION
+    assert card["attribution"] == USGRA_ATTRIBUTION
 
 
 @pytest.mark.realdata
@@ -111,9 +111,9 @@ def test_shipped_weights_are_small_and_match_their_card():
 def test_shipped_model_reproduces_its_card_on_the_usgra_test_images():
     """Inference on the 40 test images gives the card's figures (the card is not hand-written)."""
     model, card = pretrained.load_shipped()
-    table = segment.usgra_check(model, card["input_size"], card["threshold"], root=USGRA_SEG_DIR,
+    table = usgra_check(model, card["input_size"], card["threshold"], root=USGRA_SEG_DIR,
                                 flip_tta=card["flip_tta"])
-    summary = segment.usgra_summary(table).set_index("components")
+    summary = usgra_summary(table).set_index("components")
     assert len(table) == 40
     for rule in ("largest", "all"):
         for key in ("dice_mean", "dice_median", "crop_hit_rate"):

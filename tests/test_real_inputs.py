@@ -268,12 +268,11 @@ def test_screening_a_plain_b_mode_video_keeps_its_full_frame(data):
 
 
 def test_frames_csv_flags_written_by_a_spreadsheet_read_the_same_everywhere():
-    from ctslib.nerve.crop import as_bool as crop_bool
     from ctslib.common.handoff import as_bool
 
     values = pd.Series(["True", "1", "1.0", "yes", "False", "0", "0.0", "", "nan"])
     expected = [True, True, True, True, False, False, False, False, False]
-    assert as_bool(values).tolist() == expected and crop_bool is as_bool
+    assert as_bool(values).tolist() == expected
 
 
 # -- a clinic's folder through run_all (stages 01-02) ---------------------------------------------

@@ -18,10 +18,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctslib.nerve import segment
 from ctslib.common.io import read_records, read_report_warnings
 from ctslib.common.paths import USGRA_SEG_DIR, RunPaths
 from ctslib.common.seed import rng
+from ctslib.data.images import read_gray, read_mask
+from ctslib.data.usgra import USGRA_NERVE_LABEL, usgra_pairs
 
 from conftest import requires_usgra, run_all
 
@@ -52,7 +53,7 @@ def shifted(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
 
 def build_real_folder(root: Path, seed: int = 0) -> dict[str, tuple[np.ndarray, list[tuple[int, int]]]]:
     """Write DATA/ (no masks/); return {video stem: (true nerve mask at SIDE px, per-frame shifts)}."""
-    images, masks = segment.usgra_pairs(USGRA_SEG_DIR, "test")
+    images, masks = usgra_pairs(USGRA_SEG_DIR, "test")
     (root / "videos").mkdir(parents=True)
     cohort = []
     truth = {}
@@ -64,8 +65,8 @@ def build_real_folder(root: Path, seed: int = 0) -> dict[str, tuple[np.ndarray, 
                        "dominant_hand": "R", "dml_ms": dml, "sncv_ms": sncv, "snap_uv": snap})
         for p, plane in enumerate(("transverse", "longitudinal")):
             pick = (2 * k + p) % len(images)
-            image = cv2.resize(segment.read_gray(images[pick]), (SIDE, SIDE), interpolation=cv2.INTER_AREA)
-            true = cv2.resize(segment.read_mask(masks[pick], segment.USGRA_NERVE_LABEL), (SIDE, SIDE),
+            image = cv2.resize(read_gray(images[pick]), (SIDE, SIDE), interpolation=cv2.INTER_AREA)
+            true = cv2.resize(read_mask(masks[pick], USGRA_NERVE_LABEL), (SIDE, SIDE),
                               interpolation=cv2.INTER_NEAREST)
             stem = f"{pid}_{side}_{plane}"
             writer = cv2.VideoWriter(str(root / "videos" / f"{stem}.avi"), cv2.VideoWriter_fourcc(*"MJPG"), FPS,

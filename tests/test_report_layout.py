@@ -327,7 +327,7 @@ def test_cv_curves_are_a_mean_and_a_band_not_one_line_per_fold() -> None:
 
 
 def test_crop_examples_name_their_marks() -> None:
-    from ctslib.nerve.crop import crop_legend_handles
+    from ctslib.nerve.crop_figures import crop_legend_handles
 
     labels = [h.get_label() for h in crop_legend_handles(with_truth=True)]
     assert labels == ["predicted nerve outline", "true nerve outline (mask)", "crop box", "crop centre"]

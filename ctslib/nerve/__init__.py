@@ -1,3 +1,5 @@
-"""Stage 03: the nerve segmenter (model, training, shipped weights), nerve presence and nerve-centred crops."""
+"""Stage 03: the nerve segmenter (model, inference, scores, fine-tuning, shipped weights), nerve presence and
+nerve-centred crops (cutting, summaries, figures), run in order by ``stage``."""
 
-__all__ = ["augment", "crop", "geometry", "presence", "pretrained", "segment"]
+__all__ = ["augment", "crop", "crop_figures", "crop_summary", "finetune", "frames", "geometry", "hints", "inference",
+           "inputs", "presence", "pretrained", "realcheck", "scores", "stage", "subsets", "unet"]

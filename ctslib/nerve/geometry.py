@@ -1,4 +1,4 @@
-"""Geometry of binary masks shared by the segmenter (``ctslib.nerve.segment``) and the crops (``ctslib.nerve.crop``).
+"""Geometry of binary masks shared by the segmenter's scores (``ctslib.nerve.realcheck``) and the crops (``ctslib.nerve.crop``).
 
 Both sides score and cut by the same centroid and the same pixel rule, so it lives below them.
 """

@@ -36,6 +36,10 @@ import numpy as np
 import pandas as pd
 
 from ctslib.common.errors import InputError
+from ctslib.data.images import read_gray, read_mask
+from ctslib.data.usgra import USGRA_NERVE_LABEL, usgra_pairs
+from ctslib.nerve.inference import largest_component
+from ctslib.nerve.inputs import to_model_input
 
 PROBABILITY_THRESHOLD = 0.5
 """Pixel threshold of the probability-map features (the pipeline's mask threshold)."""
@@ -49,8 +53,6 @@ VAL_SEED_OFFSET, TEST_SEED_OFFSET = 10_000, 20_000
 
 def map_features(probability: np.ndarray, threshold: float = PROBABILITY_THRESHOLD) -> np.ndarray:
     """Peak probability, largest-component area share and mean probability inside it, of one map (s, s)."""
-    from ctslib.nerve.segment import largest_component
-
     prob = np.asarray(probability, np.float32)
     component = largest_component((prob >= threshold).astype(np.uint8)) > 0
     area = float(component.mean())
@@ -226,8 +228,6 @@ def weighted_features(feature_map: np.ndarray, probability: np.ndarray) -> np.nd
 def frame_features(features_model, images: Sequence[np.ndarray], input_size: int, batch_size: int = 32) -> np.ndarray:
     """Presence features of 8-bit grayscale images of any size (resized as frames are), one row each:
     pooled bottleneck (mean, max), probability-weighted decoder features, and ``map_features``."""
-    from ctslib.nerve.segment import to_model_input
-
     rows = []
     for start in range(0, len(images), batch_size):
         x = np.stack([to_model_input(im, input_size) for im in images[start:start + batch_size]])
@@ -329,7 +329,6 @@ def calibrate(usgra_root: Path, recipe: CalibrationRecipe = CalibrationRecipe(),
     and the held-out synthetic cohort (per plane).
     """
     from ctslib.nerve import pretrained
-    from ctslib.nerve import segment
     from ctslib.common.seed import set_determinism
 
     set_determinism(recipe.seed)
@@ -338,15 +337,15 @@ def calibrate(usgra_root: Path, recipe: CalibrationRecipe = CalibrationRecipe(),
     feats = feature_model(model)
     rec = pretrained.Recipe(**{k: v for k, v in card["recipe"].items() if k in ("val_block", "val_fraction", "seed")})
 
-    image_paths, mask_paths = segment.usgra_pairs(usgra_root, "train")
-    images = [segment.read_gray(p) for p in image_paths]
-    masks = [segment.read_mask(p, segment.USGRA_NERVE_LABEL) for p in mask_paths]
+    image_paths, mask_paths = usgra_pairs(usgra_root, "train")
+    images = [read_gray(p) for p in image_paths]
+    masks = [read_mask(p, USGRA_NERVE_LABEL) for p in mask_paths]
     train_idx, val_idx = pretrained.usgra_val_split(image_paths, rec.val_fraction, rec.val_block, rec.seed)
     real_train = usgra_samples([images[k] for k in train_idx], [masks[k] for k in train_idx], recipe, 0)
     real_val = usgra_samples([images[k] for k in val_idx], [masks[k] for k in val_idx], recipe, VAL_SEED_OFFSET)
-    test_paths, test_mask_paths = segment.usgra_pairs(usgra_root, "test")
-    real_test = usgra_samples([segment.read_gray(p) for p in test_paths],
-                              [segment.read_mask(p, segment.USGRA_NERVE_LABEL) for p in test_mask_paths], recipe, TEST_SEED_OFFSET)
+    test_paths, test_mask_paths = usgra_pairs(usgra_root, "test")
+    real_test = usgra_samples([read_gray(p) for p in test_paths],
+                              [read_mask(p, USGRA_NERVE_LABEL) for p in test_mask_paths], recipe, TEST_SEED_OFFSET)
 
     with tempfile.TemporaryDirectory() as tmp:
         synth_train = pretrained.synthetic_frames(recipe.synth_train_seed, recipe.synth_train_participants,
@@ -420,10 +419,9 @@ def usgra_presence_check(presence: Presence, root: str | Path, recipe: Calibrati
     Rows: test frames vs nerve-free patches (the goal's set), nerve patches vs nerve-free patches
     (one scale for both classes), and all of them together.
     """
-    from ctslib.nerve import segment
-    image_paths, mask_paths = segment.usgra_pairs(root, "test")
-    samples = usgra_samples([segment.read_gray(p) for p in image_paths],
-                            [segment.read_mask(p, segment.USGRA_NERVE_LABEL) for p in mask_paths], recipe, TEST_SEED_OFFSET)
+    image_paths, mask_paths = usgra_pairs(root, "test")
+    samples = usgra_samples([read_gray(p) for p in image_paths],
+                            [read_mask(p, USGRA_NERVE_LABEL) for p in mask_paths], recipe, TEST_SEED_OFFSET)
     scores, labels = presence.scores(list(samples["image"])), samples["label"].to_numpy()
     rows = []
     for name, kinds in (("usgra-seg test frames vs nerve-free patches", ("frame", "free_patch")),

@@ -37,11 +37,16 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from ctslib.nerve import segment
-from ctslib.nerve.augment import AugmentConfig, augment_batch
 from ctslib.common.errors import InputError
 from ctslib.common.io import sha256_json, write_json
 from ctslib.common.seed import rng, set_determinism
+from ctslib.data.images import read_gray, read_mask
+from ctslib.data.usgra import USGRA_ATTRIBUTION, USGRA_NERVE_LABEL, USGRA_VESSEL_LABEL, usgra_pairs
+from ctslib.nerve.augment import AugmentConfig, augment_batch
+from ctslib.nerve.inference import segment_images
+from ctslib.nerve.realcheck import usgra_check, usgra_summary
+from ctslib.nerve.scores import dice_score
+from ctslib.nerve.unet import build_unet, compile_segmenter, load_segmenter, save_segmenter
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 SHIPPED_WEIGHTS = WEIGHTS_DIR / "nerve_segmenter.keras"
@@ -76,8 +81,8 @@ class Recipe:
     synth_heldout_participants: int = 6
     synth_duration_s: float = 4.0
     synth_bad_share: float = 0.3       # share of bad frames in the synthetic videos (default data: 0.79)
-    presence_weight: float = 0.0       # frame-level "is there a nerve" loss (segment.presence_nll)
-    vessel_weight: float = 0.0         # > 0: a second output learns usgra-seg's vessels (segment.nerve_vessel_loss)
+    presence_weight: float = 0.0       # frame-level "is there a nerve" loss (ctslib.nerve.unet.presence_nll)
+    vessel_weight: float = 0.0         # > 0: a second output learns usgra-seg's vessels (ctslib.nerve.unet.nerve_vessel_loss)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -118,10 +123,10 @@ def load_sources(image_paths, mask_paths, side: int, label: int | None,
     """
     images, masks = [], []
     for ip, mp in zip(image_paths, mask_paths):
-        images.append(_fit_side(segment.read_gray(ip), side, cv2.INTER_AREA).astype(np.float32) / 255.0)
-        target = segment.read_mask(mp, label).astype(np.float32)
+        images.append(_fit_side(read_gray(ip), side, cv2.INTER_AREA).astype(np.float32) / 255.0)
+        target = read_mask(mp, label).astype(np.float32)
         if vessel_label is not None:
-            vessel = segment.read_mask(mp, vessel_label).astype(np.float32)
+            vessel = read_mask(mp, vessel_label).astype(np.float32)
             target = np.stack([target, vessel, np.ones_like(target)], axis=-1)
         masks.append(_fit_side(target, side, cv2.INTER_AREA))
     return images, masks
@@ -185,15 +190,15 @@ def nerve_dice(model, images: list[np.ndarray], masks: list[np.ndarray], input_s
                threshold: float, flip_tta: bool) -> np.ndarray:
     """Per-image Dice (largest component, full resolution) on images whose mask shows a nerve."""
     keep = [k for k, m in enumerate(masks) if m.any()]
-    preds = segment.segment_images(model, [images[k] for k in keep], input_size, threshold, flip_tta=flip_tta)
-    return np.array([segment.dice_score(p, masks[k]) for p, k in zip(preds, keep)])
+    preds = segment_images(model, [images[k] for k in keep], input_size, threshold, flip_tta=flip_tta)
+    return np.array([dice_score(p, masks[k]) for p, k in zip(preds, keep)])
 
 
 # -- training ---------------------------------------------------------------------------------
 
 
 def _build(recipe: Recipe, seed: int | None = None, out_channels: int = 1):
-    return segment.build_unet(recipe.input_size, depth=recipe.depth, base_filters=recipe.base_filters,
+    return build_unet(recipe.input_size, depth=recipe.depth, base_filters=recipe.base_filters,
                               seed=recipe.seed if seed is None else seed, residual=True,
                               max_filters=recipe.max_filters, stem_stride=recipe.stem_stride,
                               out_channels=out_channels)
@@ -224,14 +229,14 @@ def train(recipe: Recipe, out_path: Path = SHIPPED_WEIGHTS, *, usgra_root: Path 
     root = Path(usgra_root or USGRA_SEG_DIR)
     start = time.perf_counter()
     set_determinism(recipe.seed)
-    images, masks = segment.usgra_pairs(root, "train")
+    images, masks = usgra_pairs(root, "train")
     train_idx, val_idx = usgra_val_split(images, recipe.val_fraction, recipe.val_block, recipe.seed)
     vessels = recipe.vessel_weight > 0
     real_x, real_y = load_sources([images[i] for i in train_idx], [masks[i] for i in train_idx],
-                                  recipe.source_side, segment.USGRA_NERVE_LABEL,
-                                  segment.USGRA_VESSEL_LABEL if vessels else None)
-    val_images = [segment.read_gray(images[i]) for i in val_idx]
-    val_masks = [segment.read_mask(masks[i], segment.USGRA_NERVE_LABEL) for i in val_idx]
+                                  recipe.source_side, USGRA_NERVE_LABEL,
+                                  USGRA_VESSEL_LABEL if vessels else None)
+    val_images = [read_gray(images[i]) for i in val_idx]
+    val_masks = [read_mask(masks[i], USGRA_NERVE_LABEL) for i in val_idx]
     with tempfile.TemporaryDirectory(prefix="cts-synth-") as tmp:
         synth = synthetic_frames(recipe.synth_train_seed, recipe.synth_train_participants,
                                  recipe.synth_duration_s, Path(tmp) / "train", bad_share=recipe.synth_bad_share)
@@ -248,7 +253,7 @@ def train(recipe: Recipe, out_path: Path = SHIPPED_WEIGHTS, *, usgra_root: Path 
     schedule = keras.optimizers.schedules.CosineDecay(
         recipe.learning_rate * 0.1, decay_steps=max(1, steps - warm), alpha=recipe.min_learning_rate / recipe.learning_rate,
         warmup_target=recipe.learning_rate, warmup_steps=warm)
-    model = segment.compile_segmenter(_build(recipe, out_channels=2 if vessels else 1), schedule,
+    model = compile_segmenter(_build(recipe, out_channels=2 if vessels else 1), schedule,
                                       recipe.presence_weight, recipe.vessel_weight)
     gen = rng(recipe.seed, "segmenter-augment")
     history, best = [], (-1.0, 0, None)
@@ -274,12 +279,12 @@ def train(recipe: Recipe, out_path: Path = SHIPPED_WEIGHTS, *, usgra_root: Path 
 
     model.set_weights(best[2])
     final = nerve_only(model, recipe)
-    segment.save_segmenter(final, out_path)
-    usgra_test = segment.usgra_check(final, recipe.input_size, recipe.threshold, root=root, subset="test",
+    save_segmenter(final, out_path)
+    usgra_test = usgra_check(final, recipe.input_size, recipe.threshold, root=root, subset="test",
                                      flip_tta=recipe.flip_tta)
     synth_dice = nerve_dice(final, list(heldout["image"]), list(heldout["mask"]), recipe.input_size,
                             recipe.threshold, recipe.flip_tta)
-    summary = segment.usgra_summary(usgra_test).set_index("components")
+    summary = usgra_summary(usgra_test).set_index("components")
     card = {
         "file": Path(out_path).name,
         "architecture": final.name,
@@ -299,7 +304,7 @@ def train(recipe: Recipe, out_path: Path = SHIPPED_WEIGHTS, *, usgra_root: Path 
         "synthetic_heldout_dice_median": round(float(np.median(synth_dice)), 4),
         "synthetic_heldout_frames": int(len(synth_dice)),
         "history": [{k: round(float(v), 4) for k, v in h.items()} for h in history],
-        "attribution": segment.USGRA_ATTRIBUTION,
+        "attribution": USGRA_ATTRIBUTION,
     }
     card = read_card(write_json(Path(out_path).with_suffix(".json"), card))  # as stored (JSON lists, not tuples)
     log(f"best epoch {best[1]} (val Dice {best[0]:.3f}); usgra test Dice mean "
@@ -323,7 +328,7 @@ def load_shipped(path: Path = SHIPPED_WEIGHTS):
     """``(model, card)`` of the shipped segmenter (``card`` from the JSON beside the weights)."""
     if not Path(path).exists():
         raise InputError("shipped segmenter weights not found; run `make segmenter`", file=path)
-    return segment.load_segmenter(path), read_card(Path(path).with_suffix(".json"))
+    return load_segmenter(path), read_card(Path(path).with_suffix(".json"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -352,10 +357,10 @@ def main(argv: list[str] | None = None) -> int:
     from ctslib.common.paths import USGRA_SEG_DIR
 
     model, card = load_shipped(args.weights)
-    table = segment.usgra_check(model, card["input_size"], card["threshold"], root=args.usgra or USGRA_SEG_DIR,
+    table = usgra_check(model, card["input_size"], card["threshold"], root=args.usgra or USGRA_SEG_DIR,
                                 flip_tta=card["flip_tta"])
-    print(segment.usgra_summary(table).to_string(index=False))
-    print(f"Data: {segment.USGRA_ATTRIBUTION}")
+    print(usgra_summary(table).to_string(index=False))
+    print(f"Data: {USGRA_ATTRIBUTION}")
     return 0
 
 

@@ -4,10 +4,8 @@ Every crop PNG is decoded once, scaled to [0, 1] float32 and cached in memory; t
 is then reshuffled every epoch (seeded), batched, augmented and prefetched so the two CPU cores
 spend their time in the model, not in file reading.
 
-The pipelines use fixed parallelism and switch tf.data's autotuner off (``steady``). Measured on a
-2-core CPU (``benchmarks/bench_train.py``): with the autotuner on, about half of the training
-epochs ran on one core (wall time equal to CPU time) and throughput swung between 350 and 650
-images/s from one epoch to the next; with it off, every epoch used both cores (590-660 images/s).
+The pipelines use fixed parallelism and switch tf.data's autotuner off
+(``ctslib.common.parallel.steady``, which says why).
 
 Augmentation is the paper's only: small random rotations and horizontal flips, applied to the
 training set only. Both are drawn per image from stateless random ops whose seeds come from a
@@ -28,6 +26,7 @@ import pandas as pd
 from ctslib import GRADES, PLANES
 from ctslib.common.errors import InputError, StageError
 from ctslib.common.handoff import as_bool
+from ctslib.common.parallel import steady
 
 CROP_COLUMNS: tuple[str, ...] = (
     "frame_id", "wrist_id", "participant_id", "plane", "grade_index", "nerve_found", "crop_path",
@@ -204,19 +203,6 @@ def make_dataset(
             num_parallel_calls=AUGMENT_CALLS,
         )
     return steady(ds.prefetch(PREFETCH_BATCHES))
-
-
-def steady(dataset):
-    """``dataset`` with tf.data's autotuner switched off: it runs with the parallelism it was built with.
-
-    On a small CPU the autotuner's choices starved the training step in about half the epochs
-    (see the module docstring); fixed, small parallelism keeps both cores on the model.
-    """
-    import tensorflow as tf
-
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return dataset.with_options(options)
 
 
 # ----------------------------------------------------------------------------- toy data

@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 
 from ctslib.common.errors import InputError
+from ctslib.data.images import read_gray, read_mask
+from ctslib.data.usgra import USGRA_NERVE_LABEL, usgra_pairs
 
 SYNTHETIC, REAL = "synthetic", "real"
 HIST_BINS = 64
@@ -474,14 +476,13 @@ def read_usgra(root: str | Path, size: int, subsets: Sequence[str] = ("train", "
     """Every usgra-seg image with its nerve mask (label 1), prepared at ``size``; one group per image.
 
     Raises:
-        InputError: the folder is missing or an image has no readable mask (from ``ctslib.nerve.segment``).
+        InputError: the folder is missing or an image has no readable mask (from ``ctslib.data.usgra`` and ``ctslib.data.images``).
     """
-    from ctslib.nerve import segment
     images, masks, names = [], [], []
     for subset in subsets:
-        image_paths, mask_paths = segment.usgra_pairs(root, subset)
+        image_paths, mask_paths = usgra_pairs(root, subset)
         for ip, mp in zip(image_paths, mask_paths):
-            image, mask = segment.read_gray(ip), segment.read_mask(mp, segment.USGRA_NERVE_LABEL)
+            image, mask = read_gray(ip), read_mask(mp, USGRA_NERVE_LABEL)
             if image.shape != mask.shape:
                 raise InputError(f"mask shape {mask.shape} differs from its image's {image.shape}", file=mp)
             small, small_mask = prepare(image, mask, size)
