@@ -112,7 +112,7 @@ def test_shipped_model_reproduces_its_card_on_the_usgra_test_images():
     """Inference on the 40 test images gives the card's figures (the card is not hand-written)."""
     model, card = pretrained.load_shipped()
     table = usgra_check(model, card["input_size"], card["threshold"], root=USGRA_SEG_DIR,
-                                flip_tta=card["flip_tta"])
+                        flip_tta=card["flip_tta"])
     summary = usgra_summary(table).set_index("components")
     assert len(table) == 40
     for rule in ("largest", "all"):

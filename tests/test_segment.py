@@ -304,7 +304,7 @@ def test_tiny_unet_overfits_crafted_ellipses(tmp_path):
 
     before = mean_dice(model)
     model, history = train_segmenter(images, masks, epochs=40, batch_size=4, learning_rate=3e-3,
-                                             augment=False, seed=7, model=model)
+                                     augment=False, seed=7, model=model)
     after = mean_dice(model)
     assert history["loss"].iloc[-5:].mean() < 0.7 * history["loss"].iloc[:3].mean()  # seeds 1, 2, 7: 0.34-0.55
     assert after > before + 0.3 and after > 0.8
@@ -345,13 +345,12 @@ REAL_DICE_FLOOR = 0.25  # measured 0.40-0.45 over seeds 2026, 1, 2 (64 px, 15 ep
 def test_unet_learns_real_nerves_on_usgra_seg():
     """A short training on real ultrasound reaches a modest Dice on the held-out test images."""
     set_determinism(2026)
-    train_x, train_y = load_pairs(*usgra_pairs(USGRA_SEG_DIR, "train"), 64,
-                                          label=USGRA_NERVE_LABEL)
+    train_x, train_y = load_pairs(*usgra_pairs(USGRA_SEG_DIR, "train"), 64, label=USGRA_NERVE_LABEL)
     test_images, test_masks = usgra_pairs(USGRA_SEG_DIR, "test")
     assert len(train_x) == 204 and len(test_images) == 40
     test_x, _ = load_pairs(test_images, test_masks, 64, label=USGRA_NERVE_LABEL)
     model, _ = train_segmenter(train_x, train_y, epochs=REAL_EPOCHS, batch_size=8, learning_rate=2e-3,
-                                       depth=3, base_filters=8, seed=2026)
+                               depth=3, base_filters=8, seed=2026)
     probs = predict_probabilities(model, test_x)
     trues = [read_mask(p, USGRA_NERVE_LABEL) for p in test_masks]
     preds = [postprocess(p, t.shape) for p, t in zip(probs, trues)]
@@ -382,7 +381,7 @@ def test_fine_tune_continues_from_the_given_weights_and_scores_held_out_kept_fra
     model = build_unet(32, depth=1, base_filters=4, seed=3)
     start = [w.copy() for w in model.get_weights()]
     tuning = FineTuning(epochs=2, batch_size=4, learning_rate=1e-3, max_train_frames=None,
-                                heldout_fraction=0.25, seed=3)
+                        heldout_fraction=0.25, seed=3)
     result = fine_tune(model, masked, frames_dir, masks_dir, tuning, input_size=32)
     assert result["model"] is model  # the given model, trained further: never a new one from scratch
     assert any(not np.array_equal(a, b) for a, b in zip(start, model.get_weights()))
@@ -405,7 +404,7 @@ def test_adapt_segmenter_says_pretrained_not_fine_tuned_and_scores_unseen_masks(
     tuning = FineTuning(epochs=1, batch_size=2, learning_rate=1e-3, max_train_frames=None, heldout_fraction=0.5)
     common = dict(input_size=16)
     none = adapt_segmenter(_HalfModel(), "pretrained", pd.DataFrame(columns=["frame_id"]), tmp_path, tmp_path,
-                                   tuning, **common)
+                           tuning, **common)
     assert none["mode_text"] == "pretrained, not fine-tuned (no nerve masks in the data)"
     assert none["metrics"] is None and none["history"] is None and isinstance(none["model"], _HalfModel)
 
@@ -460,7 +459,7 @@ def _trained_segmenter(size: int, seed: int):
     set_determinism(seed)
     x, y = ellipse_set(48, size, seed=seed + 100)
     model, _ = train_segmenter(x, y, epochs=8, batch_size=8, learning_rate=3e-3, depth=2, base_filters=4,
-                                       seed=seed)
+                               seed=seed)
     return model
 
 
@@ -472,7 +471,7 @@ def test_fine_tuning_that_lowers_validation_dice_keeps_the_shipped_weights(tmp_p
     shipped = _trained_segmenter(32, seed=5)
     shipped_hash = weights_hash(shipped)
     wreck = FineTuning(epochs=2, batch_size=8, learning_rate=50.0, max_train_frames=None,
-                               heldout_fraction=0.25, val_fraction=0.34, seed=5)
+                       heldout_fraction=0.25, val_fraction=0.34, seed=5)
     seg = adapt_segmenter(shipped, "finetune", masked, frames_dir, masks_dir, wreck, input_size=32)
     tuned, selection = seg["tuned"], seg["selection"]
     assert selection["val_dice_shipped"] > 0.5  # the stand-in is good before fine-tuning ...
@@ -499,7 +498,7 @@ def test_fine_tuning_that_helps_is_kept(tmp_path):
     start = build_unet(32, depth=2, base_filters=4, seed=6)
     start_hash = weights_hash(start)
     tuning = FineTuning(epochs=12, batch_size=8, learning_rate=3e-3, max_train_frames=None,
-                                heldout_fraction=0.25, val_fraction=0.34, seed=6)
+                        heldout_fraction=0.25, val_fraction=0.34, seed=6)
     seg = adapt_segmenter(start, "finetune", masked, frames_dir, masks_dir, tuning, input_size=32)
     selection = seg["selection"]
     assert selection["keep_fine_tuned"] is True, selection

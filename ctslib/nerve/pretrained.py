@@ -199,9 +199,9 @@ def nerve_dice(model, images: list[np.ndarray], masks: list[np.ndarray], input_s
 
 def _build(recipe: Recipe, seed: int | None = None, out_channels: int = 1):
     return build_unet(recipe.input_size, depth=recipe.depth, base_filters=recipe.base_filters,
-                              seed=recipe.seed if seed is None else seed, residual=True,
-                              max_filters=recipe.max_filters, stem_stride=recipe.stem_stride,
-                              out_channels=out_channels)
+                      seed=recipe.seed if seed is None else seed, residual=True,
+                      max_filters=recipe.max_filters, stem_stride=recipe.stem_stride,
+                      out_channels=out_channels)
 
 
 def weights_hash(model) -> str:
@@ -254,7 +254,7 @@ def train(recipe: Recipe, out_path: Path = SHIPPED_WEIGHTS, *, usgra_root: Path 
         recipe.learning_rate * 0.1, decay_steps=max(1, steps - warm), alpha=recipe.min_learning_rate / recipe.learning_rate,
         warmup_target=recipe.learning_rate, warmup_steps=warm)
     model = compile_segmenter(_build(recipe, out_channels=2 if vessels else 1), schedule,
-                                      recipe.presence_weight, recipe.vessel_weight)
+                              recipe.presence_weight, recipe.vessel_weight)
     gen = rng(recipe.seed, "segmenter-augment")
     history, best = [], (-1.0, 0, None)
     for epoch in range(recipe.epochs):
@@ -281,7 +281,7 @@ def train(recipe: Recipe, out_path: Path = SHIPPED_WEIGHTS, *, usgra_root: Path 
     final = nerve_only(model, recipe)
     save_segmenter(final, out_path)
     usgra_test = usgra_check(final, recipe.input_size, recipe.threshold, root=root, subset="test",
-                                     flip_tta=recipe.flip_tta)
+                             flip_tta=recipe.flip_tta)
     synth_dice = nerve_dice(final, list(heldout["image"]), list(heldout["mask"]), recipe.input_size,
                             recipe.threshold, recipe.flip_tta)
     summary = usgra_summary(usgra_test).set_index("components")
@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model, card = load_shipped(args.weights)
     table = usgra_check(model, card["input_size"], card["threshold"], root=args.usgra or USGRA_SEG_DIR,
-                                flip_tta=card["flip_tta"])
+                        flip_tta=card["flip_tta"])
     print(usgra_summary(table).to_string(index=False))
     print(f"Data: {USGRA_ATTRIBUTION}")
     return 0
