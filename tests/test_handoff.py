@@ -26,14 +26,13 @@ from ctslib.common.errors import InputError, StageError
 
 
 def test_every_reader_of_acquisition_json_is_the_one_reader(tmp_path):
-    from ctslib import evaluate
     from ctslib.report import index as report
     from ctslib.data import video
     from ctslib.data.acquisition import read_acquisition
 
     assert video.read_acquisition is read_acquisition
     (tmp_path / "acquisition.json").write_text(json.dumps({"source": "Synthetic", "pixel_spacing_mm": [0.1, 0.1]}))
-    assert evaluate.read_acquisition(tmp_path).source == "synthetic" == report.data_source(tmp_path)
+    assert read_acquisition(tmp_path).source == "synthetic" == report.data_source(tmp_path)
     (tmp_path / "acquisition.json").write_text(json.dumps({"source": "simulated", "pixel_spacing_mm": [0.1, 0.1]}))
     with pytest.raises(InputError, match="'source' must be 'synthetic' or 'real'") as err:
         read_acquisition(tmp_path)
@@ -57,9 +56,8 @@ def test_bad_text_bands_in_acquisition_json_name_the_key(tmp_path, bands):
 
 
 def test_prediction_columns_are_defined_once():
-    from ctslib import evaluate
     from ctslib.severity import train
-    assert train.PREDICTION_COLUMNS is evaluate.PREDICTION_COLUMNS is handoff.PREDICTION_COLUMNS
+    assert train.PREDICTION_COLUMNS is handoff.PREDICTION_COLUMNS
     assert handoff.PREDICTION_COLUMNS[-4:] == ("p_normal", "p_mild", "p_moderate", "p_severe")
 
 

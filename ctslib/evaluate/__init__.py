@@ -1,8 +1,8 @@
 """Evaluation of the two severity CNNs: the paper's Table 2 and what a reviewer needs beyond it.
 
-One concern per module, everything re-exported here so notebooks write ``ev.<name>``:
+One concern per module; callers import each name from the module that defines it:
 
-* ``readers``: predictions.csv / split.csv / acquisition.json, checked; grouped-split checks;
+* ``readers``: predictions.csv / split.csv, checked; grouped-split checks;
 * ``metrics``: scikit-learn metrics of one set of predictions, selecting a split's rows;
 * ``intervals``: the participant bootstrap and exact binomial intervals where it collapses;
 * ``fusion``: wrist-level probabilities and two-plane fusion;
@@ -10,20 +10,12 @@ One concern per module, everything re-exported here so notebooks write ``ev.<nam
 * ``csa``: the clinical CSA-threshold baseline;
 * ``paired``: paired participant-bootstrap differences (CNN vs CSA, plane vs plane);
 * ``meaning``: the plain-words "What this means" box;
-* ``prose``: sentences and the summary built from the recorded numbers.
+* ``prose``: sentences and the summary built from the recorded numbers;
+* ``plots``: Figure 4, the leakage figure and the Grad-CAM figure;
+* ``stage``: stage 06 as the verbs notebook 06 calls, one per table or figure.
 
 What this adds to the paper's evaluation: participant-bootstrap intervals, wrist-level results,
 the leakage gap (frame split minus grouped split) and a clinical baseline.
 """
 
-from ctslib.evaluate.csa import *  # noqa: F401,F403
-from ctslib.evaluate.fusion import *  # noqa: F401,F403
-from ctslib.evaluate.intervals import *  # noqa: F401,F403
-from ctslib.evaluate.metrics import *  # noqa: F401,F403
-from ctslib.evaluate.meaning import *  # noqa: F401,F403
-from ctslib.evaluate.metrics import _CV_FOLD  # noqa: F401
-from ctslib.evaluate.paired import *  # noqa: F401,F403
-from ctslib.evaluate.prose import *  # noqa: F401,F403
-from ctslib.evaluate.readers import *  # noqa: F401,F403
-from ctslib.evaluate.tables import *  # noqa: F401,F403
-from ctslib.common.handoff import PREDICTION_COLUMNS, PROB_COLUMNS  # noqa: F401
+__all__ = ["csa", "fusion", "intervals", "meaning", "metrics", "paired", "plots", "prose", "readers", "stage", "tables"]

@@ -15,8 +15,8 @@ import pandas as pd
 
 from ctslib import GRADES
 from ctslib.common.errors import InputError, StageError
-from ctslib.evaluate.metrics import _CV_FOLD, LABELS, empty_classes
-from ctslib.evaluate.readers import _require_columns, assert_grouped
+from ctslib.evaluate.metrics import CV_FOLD, LABELS, empty_classes
+from ctslib.evaluate.readers import require_columns, assert_grouped
 from ctslib.severity.split import GROUPED_SPLIT
 
 __all__ = ["wrist_csa", "apply_csa_thresholds", "choose_csa_thresholds", "balanced_accuracy_of_thresholds",
@@ -29,7 +29,7 @@ def wrist_csa(crops: pd.DataFrame, plane: str = "transverse", source: str | Path
     Returns:
         wrist_id, participant_id, grade_index, csa_mm2 (median), n_frames (with a finite CSA).
     """
-    _require_columns(crops, ["wrist_id", "participant_id", "plane", "grade_index", "csa_mm2"], source)
+    require_columns(crops, ["wrist_id", "participant_id", "plane", "grade_index", "csa_mm2"], source)
     rows = crops[crops["plane"] == plane].copy()
     rows["csa_mm2"] = pd.to_numeric(rows["csa_mm2"], errors="coerce")
     keep = np.isfinite(rows["csa_mm2"]) & (rows["csa_mm2"] > 0)
@@ -161,7 +161,7 @@ def csa_baseline_cv(
     Returns:
         (pooled validation predictions, split column = fold name; thresholds per fold).
     """
-    folds = sorted((s for s in split_df["split"].unique() if _CV_FOLD.match(str(s))), key=lambda s: int(s[2:]))
+    folds = sorted((s for s in split_df["split"].unique() if CV_FOLD.match(str(s))), key=lambda s: int(s[2:]))
     if not folds:
         raise StageError("CSA baseline by CV: split.csv has no cv<k> folds")
     parts, cuts = [], []

@@ -18,7 +18,7 @@ from ctslib.evaluate.metrics import LABELS, classification_metrics, metrics_from
 from ctslib.common.seed import rng
 
 __all__ = ["participant_bootstrap_indices", "bootstrap_confusions", "bootstrap_replicates", "percentile_interval", "clopper_pearson",
-           "effective_n", "metrics_with_ci", "format_ci", "mean_sd", "paired_rows", "paired_difference",
+           "effective_n", "exact_applies", "metrics_with_ci", "format_ci", "mean_sd", "paired_rows", "paired_difference",
            "difference_word"]
 
 PROPORTIONS: tuple[str, ...] = ("accuracy", "balanced_accuracy", "mean_precision", "macro_recall")
@@ -120,7 +120,7 @@ def effective_n(table: pd.DataFrame, metric: str) -> int:
     return int(table["participant_id"].nunique())
 
 
-def _exact_applies(metric: str, estimate: float, low: float, high: float) -> bool:
+def exact_applies(metric: str, estimate: float, low: float, high: float) -> bool:
     """A bootstrap interval of zero width at 0 or 1 for a proportion: it says nothing; use an exact one."""
     proportion = metric in PROPORTIONS or metric.startswith(("precision_", "recall_"))
     return proportion and np.isfinite(estimate) and estimate in (0.0, 1.0) and (
@@ -142,7 +142,7 @@ def metrics_with_ci(
     for metric, estimate in point.items():
         low, high = percentile_interval(reps[metric], ci)
         kind = "bootstrap" if np.isfinite(low) else ""
-        if n_boot > 0 and _exact_applies(metric, estimate, low, high):
+        if n_boot > 0 and exact_applies(metric, estimate, low, high):
             n = effective_n(table, metric)
             low, high = clopper_pearson(estimate * n, n, ci)
             kind = "clopper-pearson (participants)"

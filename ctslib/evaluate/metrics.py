@@ -26,7 +26,7 @@ from ctslib import GRADES
 from ctslib.common.errors import StageError
 from ctslib.severity.split import GROUPED_SPLIT, PAPER_SPLIT
 
-__all__ = ["LABELS", "CV_POOLED", "SEED_TAG", "EmptyClassWarning", "empty_classes", "check_classes", "confusion",
+__all__ = ["LABELS", "CV_POOLED", "CV_FOLD", "SEED_TAG", "EmptyClassWarning", "empty_classes", "check_classes", "confusion",
     "classification_metrics", "metrics_from_confusion", "accuracy_only", "available_splits", "select_split", "split_members", "accuracy_sentence"]
 
 LABELS: list[int] = list(range(len(GRADES)))
@@ -35,7 +35,8 @@ LABELS: list[int] = list(range(len(GRADES)))
 CV_POOLED = "cv"
 """Pseudo-split name: the validation folds of every ``cv<k>`` split pooled (each frame once)."""
 
-_CV_FOLD = re.compile(r"^cv\d+$")
+CV_FOLD = re.compile(r"^cv\d+$")
+"""Split names of the grouped cross-validation folds: ``cv0``, ``cv1``, ...."""
 
 SEED_TAG = "~s"
 """Split-name suffix of a replicate trained with another seed: ``cv0~s1`` is fold 0 trained with seed + 1."""
@@ -157,9 +158,9 @@ def available_splits(table: pd.DataFrame) -> list[str]:
     """Split names in a predictions table, with ``cv`` standing for all ``cv<k>`` folds together."""
     names = set(table["split"].unique())
     out = [s for s in (PAPER_SPLIT, GROUPED_SPLIT) if s in names]
-    if any(_CV_FOLD.match(s) for s in names):
+    if any(CV_FOLD.match(s) for s in names):
         out.append(CV_POOLED)
-    return out + sorted(s for s in names if s not in (PAPER_SPLIT, GROUPED_SPLIT) and not _CV_FOLD.match(s)
+    return out + sorted(s for s in names if s not in (PAPER_SPLIT, GROUPED_SPLIT) and not CV_FOLD.match(s)
                         and SEED_TAG not in s)
 
 
@@ -168,7 +169,7 @@ def select_split(table: pd.DataFrame, split: str) -> pd.DataFrame:
     if "subset" in table.columns:
         table = table[table["subset"] == "val"]
     if split == CV_POOLED:
-        rows = table[table["split"].str.match(_CV_FOLD)]
+        rows = table[table["split"].str.match(CV_FOLD)]
         duplicated = rows["frame_id"].duplicated() if "frame_id" in rows.columns else rows["wrist_id"].duplicated()
         if duplicated.any():
             raise StageError("pooled CV: a frame/wrist is in the validation set of more than one fold")
@@ -180,7 +181,7 @@ def split_members(table: pd.DataFrame, split: str) -> list[str]:
     """The predictions' split names behind an evaluated split (``cv`` -> ``cv0`` ... ``cvK-1``)."""
     names = set(table["split"].astype(str).unique())
     if split == CV_POOLED:
-        return sorted((n for n in names if _CV_FOLD.match(n)), key=lambda n: int(n[2:]))
+        return sorted((n for n in names if CV_FOLD.match(n)), key=lambda n: int(n[2:]))
     return [split] if split in names else []
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
 
@@ -106,7 +108,7 @@ def summary_table(
             rows.append({"item": f"{row['model']} leakage gap (frame - grouped accuracy)",
                          "value": format_ci(row["gap"], row["gap_ci_low"], row["gap_ci_high"]),
                          "note": "positive = the frame split flatters the model"})
-    fair = fair_split(frame_metrics)
+    fair = fair_split(frame_metrics["split"])
     if csa_metrics is not None:
         baselines = csa_metrics[csa_metrics["model"].astype(str).str.startswith("CSA")]
         for model in baselines["model"].unique():
@@ -142,9 +144,9 @@ def _cell(row: pd.Series | None) -> str:
     return "" if row is None else format_ci(row["estimate"], row["ci_low"], row["ci_high"])
 
 
-def fair_split(frame_metrics: pd.DataFrame) -> str:
-    """The split whose numbers estimate accuracy on new participants: pooled CV if run, else grouped."""
-    return CV_POOLED if (frame_metrics["split"] == CV_POOLED).any() else GROUPED_SPLIT
+def fair_split(splits: Iterable[str]) -> str:
+    """The split whose numbers estimate accuracy on new participants: pooled CV if among ``splits``, else grouped."""
+    return CV_POOLED if CV_POOLED in set(splits) else GROUPED_SPLIT
 
 
 def verdict_table(
@@ -158,7 +160,7 @@ def verdict_table(
     One row per CNN (frame accuracy as the paper reports it, plus balanced accuracy and wrist-level
     accuracy on the fair split) and one row per CSA baseline (wrist level, the same participants).
     """
-    fair = fair_split(frame_metrics)
+    fair = fair_split(frame_metrics["split"])
     fair_words = "grouped CV" if fair == CV_POOLED else "grouped split"
     rows = []
     for model in dict.fromkeys(frame_metrics["model"]):
@@ -205,7 +207,7 @@ def verdict_sentence(
     ``paired`` (``ctslib.evaluate.paired_table``): every comparison (CNN vs CSA baseline, plane vs
     plane) is read from its paired difference on the fair split, never from overlapping intervals.
     """
-    fair = fair_split(frame_metrics)
+    fair = fair_split(frame_metrics["split"])
     fair_words = "by grouped cross-validation" if fair == CV_POOLED else "on the participant-grouped split"
     claims = []
     for model in dict.fromkeys(frame_metrics["model"]):

@@ -13,17 +13,18 @@ import numpy as np
 import pandas as pd
 
 from ctslib import GRADES
-from ctslib.data.acquisition import Acquisition, read_acquisition  # the one reader (it checks 'source'), re-exported
+from ctslib.data.acquisition import Acquisition
 from ctslib.common.errors import InputError, StageError
 from ctslib.evaluate.metrics import LABELS
 from ctslib.common.handoff import PREDICTION_COLUMNS, PROB_COLUMNS
 from ctslib.severity.split import PAPER_SPLIT, SPLIT_COLUMNS, is_grouped
 
-__all__ = ["read_predictions", "read_split", "read_acquisition", "describe_source", "grouped_splits",
+__all__ = ["require_columns", "read_predictions", "read_split", "describe_source", "grouped_splits",
     "shared_participants", "assert_grouped", "leakage_exposure", "check_grades_against_wrists", "simulator_csa"]
 
 
-def _require_columns(df: pd.DataFrame, columns: Sequence[str], file: str | Path) -> None:
+def require_columns(df: pd.DataFrame, columns: Sequence[str], file: str | Path) -> None:
+    """Raise ``InputError`` naming ``file`` and the first of ``columns`` that ``df`` lacks."""
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise InputError(f"missing column(s) {missing}; found {list(df.columns)}", file=file, column=missing[0])
@@ -50,7 +51,7 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise InputError("file not found (run the model notebook 04/05 first)", file=path)
     df = pd.read_csv(path, dtype={"frame_id": str, "wrist_id": str, "participant_id": str, "split": str})
-    _require_columns(df, PREDICTION_COLUMNS, path)
+    require_columns(df, PREDICTION_COLUMNS, path)
     for column in ("y_true", "y_pred"):
         _check_class_ids(df, column, path)
     probs = df[list(PROB_COLUMNS)].apply(pd.to_numeric, errors="coerce")
@@ -70,7 +71,7 @@ def read_split(path: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise InputError("file not found (run the model notebook 04/05 first)", file=path)
     df = pd.read_csv(path, dtype={"frame_id": str, "wrist_id": str, "participant_id": str, "split": str})
-    _require_columns(df, SPLIT_COLUMNS, path)
+    require_columns(df, SPLIT_COLUMNS, path)
     bad = ~df["subset"].isin(["train", "val"])
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
@@ -138,8 +139,12 @@ def leakage_exposure(split_df: pd.DataFrame, split: str = PAPER_SPLIT) -> dict[s
 
 
 def check_grades_against_wrists(predictions: pd.DataFrame, wrists: pd.DataFrame, source: str | Path) -> None:
-    """Every prediction's ``y_true`` must equal its wrist's NCS ``grade_index`` in ``wrists.csv``."""
+    """Every prediction's ``y_true`` must equal its wrist's NCS ``grade_index`` in ``wrists.csv``.
+
+    ``wrists`` may hold text (``ctslib.data.video.read_wrists``): a blank ``grade_index`` counts as no grade.
+    """
     graded = wrists[["wrist_id", "grade_index"]].drop_duplicates("wrist_id")
+    graded = graded.assign(grade_index=pd.to_numeric(graded["grade_index"], errors="coerce"))
     merged = predictions[["wrist_id", "y_true"]].merge(graded, on="wrist_id", how="left")
     unknown = merged["grade_index"].isna()
     if unknown.any():

@@ -11,17 +11,17 @@ from sklearn.metrics import accuracy_score
 from ctslib import GRADES
 from ctslib.common.errors import StageError
 from ctslib.evaluate.intervals import (
-    _exact_applies,
     bootstrap_replicates,
     clopper_pearson,
     effective_n,
+    exact_applies,
     format_ci,
     mean_sd,
     metrics_with_ci,
     percentile_interval,
 )
 from ctslib.evaluate.metrics import (
-    _CV_FOLD,
+    CV_FOLD,
     CV_POOLED,
     SEED_TAG,
     accuracy_only,
@@ -31,10 +31,11 @@ from ctslib.evaluate.metrics import (
     select_split,
 )
 from ctslib.evaluate.readers import leakage_exposure
+from ctslib.severity.sanity import NOT_IN_VALIDATION
 from ctslib.severity.split import GROUPED_SPLIT, PAPER_SPLIT
 
 __all__ = [
-    "PAPER_RESULTS", "METRIC_LABELS", "NEVER_PREDICTED", "NOT_IN_VALIDATION", "shown_value", "evaluate", "headline",
+    "PAPER_RESULTS", "METRIC_LABELS", "NEVER_PREDICTED", "shown_value", "evaluate", "headline",
     "table2", "paper_vs_reproduction", "leakage_table", "cv_fold_metrics", "cv_fold_summary", "seed_replicates",
     "seed_variation",
 ]
@@ -112,10 +113,6 @@ def headline(metrics_long: pd.DataFrame, metrics: Sequence[str] = ("accuracy", "
 
 NEVER_PREDICTED = "never predicted"
 """Shown instead of NaN for the precision of a grade the model never predicted."""
-
-
-NOT_IN_VALIDATION = "not in validation"
-"""Shown for a grade with no validation example that the model (rightly) never predicted: nothing was missed."""
 
 
 def shown_value(metrics: Mapping[str, float], metric: str, y_pred: Sequence[int], digits: int = 3,
@@ -222,7 +219,7 @@ def leakage_table(
         row = {"model": model, "level": level}
         for name, estimate, part in ((PAPER_SPLIT, acc_frame, frame_rows), (GROUPED_SPLIT, acc_grouped, grouped_rows)):
             low, high = percentile_interval(reps[name], ci)
-            if n_boot > 0 and _exact_applies("accuracy", estimate, low, high):
+            if n_boot > 0 and exact_applies("accuracy", estimate, low, high):
                 n = effective_n(part, "accuracy")
                 low, high = clopper_pearson(estimate * n, n, ci)
             row.update({f"accuracy_{name}": estimate, f"{name}_ci_low": low, f"{name}_ci_high": high})
@@ -240,7 +237,7 @@ def cv_fold_metrics(predictions: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     rows = []
     for model, table in predictions.items():
         val = table[table["subset"] == "val"] if "subset" in table.columns else table
-        for fold in sorted((s for s in val["split"].unique() if _CV_FOLD.match(s)), key=lambda s: int(s[2:])):
+        for fold in sorted((s for s in val["split"].unique() if CV_FOLD.match(s)), key=lambda s: int(s[2:])):
             part = val[val["split"] == fold]
             metrics = classification_metrics(part["y_true"], part["y_pred"])
             rows.append({"model": model, "fold": fold, "n": len(part),
@@ -272,7 +269,7 @@ def seed_replicates(table: pd.DataFrame, split: str) -> dict[int, pd.DataFrame]:
     for k in sorted(index.unique()):
         part = val[(index == k).to_numpy()]
         names = base[(index == k).to_numpy()]
-        keep = names.str.match(_CV_FOLD) if split == CV_POOLED else names == split
+        keep = names.str.match(CV_FOLD) if split == CV_POOLED else names == split
         if keep.any():
             out[int(k)] = part[keep.to_numpy()]
     return out
