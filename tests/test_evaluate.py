@@ -22,6 +22,7 @@ from sklearn.metrics import (
 from ctslib import GRADES
 from ctslib import evaluate as ev
 from ctslib.common.errors import InputError, StageError
+from ctslib.data.acquisition import read_acquisition
 
 # A 10-frame confusion small enough to count by hand (rows = truth, columns = prediction):
 #            pred 0  1  2  3
@@ -342,10 +343,10 @@ def test_labels_are_checked_against_the_ncs_grades(tmp_path):
     with pytest.raises(InputError, match="B_L"):
         ev.check_grades_against_wrists(table, wrists.assign(grade_index=[0, None]), "predictions.csv")
     (tmp_path / "acquisition.json").write_text('{"source": "real", "probe": "GE Vscan Air L3-12", "pixel_spacing_mm": [0.1, 0.1]}')
-    assert ev.describe_source(ev.read_acquisition(tmp_path)) == "real ultrasound (GE Vscan Air L3-12)"
+    assert ev.describe_source(read_acquisition(tmp_path)) == "real ultrasound (GE Vscan Air L3-12)"
     (tmp_path / "acquisition.json").write_text('{"source": "simulated", "pixel_spacing_mm": [0.1, 0.1]}')
     with pytest.raises(InputError, match="source"):
-        ev.read_acquisition(tmp_path)
+        read_acquisition(tmp_path)
 
 
 def test_interpretation_depends_on_source():

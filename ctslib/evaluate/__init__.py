@@ -2,7 +2,7 @@
 
 One concern per module, everything re-exported here so notebooks write ``ev.<name>``:
 
-* ``readers``: predictions.csv / split.csv / acquisition.json, checked; grouped-split checks;
+* ``readers``: predictions.csv / split.csv, checked; the data source in words; grouped-split checks;
 * ``metrics``: scikit-learn metrics of one set of predictions, selecting a split's rows;
 * ``intervals``: the participant bootstrap and exact binomial intervals where it collapses;
 * ``fusion``: wrist-level probabilities and two-plane fusion;

@@ -1,4 +1,4 @@
-"""Reading and checking stage 04/05's hand-off files (predictions, splits) and the data source.
+"""Reading and checking stage 04/05's hand-off files (predictions, splits), and naming the data source.
 
 Every reader names the file, row and column of the first problem (``InputError``); the split checks
 refuse a "grouped" split that puts a participant on both sides.
@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 
 from ctslib import GRADES
-from ctslib.data.acquisition import Acquisition, read_acquisition  # the one reader (it checks 'source'), re-exported
+from ctslib.data.acquisition import Acquisition
 from ctslib.common.errors import InputError, StageError
 from ctslib.evaluate.metrics import LABELS
 from ctslib.common.handoff import PREDICTION_COLUMNS, PROB_COLUMNS
 from ctslib.severity.split import PAPER_SPLIT, SPLIT_COLUMNS, is_grouped
 
-__all__ = ["read_predictions", "read_split", "read_acquisition", "describe_source", "grouped_splits",
+__all__ = ["read_predictions", "read_split", "describe_source", "grouped_splits",
     "shared_participants", "assert_grouped", "leakage_exposure", "check_grades_against_wrists", "simulator_csa"]
 
 
