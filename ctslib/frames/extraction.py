@@ -1,7 +1,8 @@
-"""Stage 02 as verbs: open every video, find its image region, extract at 5 fps, QC, write frames.
+"""Stage 02's loops over videos: open every video, find its image region, extract at 5 fps, QC, write frames.
 
-Notebook 02 tells the story (which videos, the expert list, the funnel, the figures); the loops
-that open files, stage outputs, skip bad inputs and time the decoding live here:
+Notebook 02 tells the story through the verbs of ``ctslib.frames.stage`` (which videos, the expert
+list, the funnel, the figures); the loops that open files, stage outputs, skip bad inputs and time
+the decoding live here:
 
 * ``probe_videos``: open every video of the jobs (``ctslib.data.video.probe_video``), or skip and list it;
 * ``screen_video``: from the first frames of a video, its image region (screen captures), burned-in
