@@ -5,7 +5,7 @@
     python benchmarks/bench_extract.py --data DATA --videos 20
 
 Both sides process the same videos. The raw loop calls ``VideoCapture.read()`` on every frame (decode
-+ colour conversion, nothing kept). The project's extraction (``ctslib.data.video``) opens and probes each
++ colour conversion, nothing kept). The project's extraction (``ctslib.frames.prepare``) opens and probes each
 file, grabs every frame but retrieves only the 5 fps ones, converts them to grayscale and resizes
 them to 256 x 256. Throughput is counted in *source* frames per second for both, so the ratio says
 how much of the raw decoder's speed extraction keeps (target: >= 0.8); frames delivered per second
@@ -30,7 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/hardware.
 
 import hardware  # noqa: E402
 from ctslib.common.paths import SYNTHETIC_ROOT  # noqa: E402
-from ctslib.data.video import FRAME_SIZE, TARGET_FPS, VideoSettings, extract_video, probe_video  # noqa: E402
+from ctslib.data.acquisition import VideoSettings  # noqa: E402
+from ctslib.data.timing import TARGET_FPS  # noqa: E402
+from ctslib.data.video import probe_video  # noqa: E402
+from ctslib.frames.prepare import FRAME_SIZE, extract_video  # noqa: E402
 
 SETTINGS = VideoSettings(pixel_spacing_mm=(0.1, 0.1), fps=None)
 

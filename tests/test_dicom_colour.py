@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from ctslib.common.errors import InputError
-from ctslib.data.video import VideoSettings, extract_video, probe_video
+from ctslib.data.acquisition import VideoSettings
+from ctslib.data.video import probe_video
+from ctslib.frames.prepare import extract_video
 from dicom_files import write_dicom
 
 SETTINGS = VideoSettings(pixel_spacing_mm=(0.1, 0.1), fps=None)

@@ -16,14 +16,14 @@ import pytest
 
 from ctslib import PLANES
 
-from ctslib.frames import qc
 from ctslib.data.acquisition import read_acquisition
 from ctslib.common.errors import InputError
+from ctslib.frames.funnel import read_truth_frames
 from ctslib.frames.extraction import ExtractionSettings, extract_frames, probe_videos
 from ctslib.common.parallel import ordered_map
 from ctslib.common.paths import DataLayout, RunPaths
 from ctslib.synth import SynthConfig, ensure_dataset
-from ctslib.data.video import VideoJob
+from ctslib.frames.jobs import VideoJob
 
 TINY = SynthConfig(seed=11, n_participants=4, grade_counts=(2, 2, 2, 2), duration_s=3.0, source_fps=10.0,
                    frame_size=96, workers=1)
@@ -51,7 +51,7 @@ def extract(root: Path, out: Path, workers: int, jobs: list[VideoJob] | None = N
     headers, skipped = probe_videos(jobs or jobs_of(root), layout, acquisition,
                                     skip_bad_inputs=settings.get("skip_bad_inputs", False))
     paths = RunPaths(work=out / "work", report=out / "report")
-    truth = qc.read_truth_frames(layout.truth_dir / "frames.csv")
+    truth = read_truth_frames(layout.truth_dir / "frames.csv")
     result = extract_frames(headers, layout, acquisition, paths, ExtractionSettings(frame_size=64, **settings),
                             truth=truth, skipped=skipped, progress=False, workers=workers)
     return result, paths

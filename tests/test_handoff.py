@@ -26,20 +26,47 @@ from ctslib.common.errors import InputError, StageError
 
 
 def test_every_reader_of_acquisition_json_is_the_one_reader(tmp_path):
-    from ctslib.report import index as report
-    from ctslib.data import video
+    from ctslib.common.paths import RunPaths
     from ctslib.data.acquisition import read_acquisition
+    from ctslib.report.index import build_manifest
 
-    assert video.read_acquisition is read_acquisition
+    def manifest_source() -> str:
+        return build_manifest(profile="smoke", parameters={}, data_dir=tmp_path, data_hash=None, results=[],
+                              paths=RunPaths(tmp_path / "w", tmp_path / "r"), started=0.0,
+                              git={"commit": None, "dirty": False})["data"]["source"]
+
     (tmp_path / "acquisition.json").write_text(json.dumps({"source": "Synthetic", "pixel_spacing_mm": [0.1, 0.1]}))
-    assert read_acquisition(tmp_path).source == "synthetic" == report.data_source(tmp_path)
+    assert read_acquisition(tmp_path).source == "synthetic" == manifest_source()
     (tmp_path / "acquisition.json").write_text(json.dumps({"source": "simulated", "pixel_spacing_mm": [0.1, 0.1]}))
     with pytest.raises(InputError, match="'source' must be 'synthetic' or 'real'") as err:
         read_acquisition(tmp_path)
     assert err.value.column == "source"
-    assert report.data_source(tmp_path) == "unknown"  # captions never crash on a bad file: stage 02 stops on it
+    assert manifest_source() == "unknown"  # the manifest is written even when a stage stopped on the file
     (tmp_path / "acquisition.json").unlink()
-    assert report.data_source(tmp_path) == "unknown"
+    assert manifest_source() == "unknown"
+
+
+def test_acquisition_json_is_opened_by_its_reader_only():
+    """Every stage, the validator and the report call ``read_acquisition``; no module reads the file itself
+    or hands the reader on under another name."""
+    from ctslib.common.paths import PROJECT_ROOT
+
+    library = PROJECT_ROOT / "ctslib"
+    sources = {p.relative_to(PROJECT_ROOT).as_posix(): p.read_text(encoding="utf-8") for p in library.rglob("*.py")}
+    notebooks = {p.relative_to(PROJECT_ROOT).as_posix(): "".join(
+        "".join(c["source"]) for c in json.loads(p.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code")
+        for p in (PROJECT_ROOT / "notebooks").glob("*.ipynb")}
+    touching = {name for name, text in {**sources, **notebooks}.items() if "acquisition_json" in text}
+    # the reader; the validator, which names the file in its messages; the generator, which writes it
+    assert touching - {"ctslib/common/paths.py"} == {"ctslib/data/acquisition.py", "ctslib/data/checks.py",
+                                                     "ctslib/synth/dataset.py"}
+    callers = {name for name, text in {**sources, **notebooks}.items() if "read_acquisition(" in text}
+    assert {"ctslib/frames/stage.py", "ctslib/severity/stage.py", "ctslib/report/index.py", "ctslib/data/checks.py",
+            "notebooks/01_cohort_ncs_labelling.ipynb", "notebooks/06_evaluation.ipynb"} <= callers
+    for name, text in {**sources, **notebooks}.items():  # no wrapper, no second name, no re-export
+        if name != "ctslib/data/acquisition.py":
+            assert "def read_acquisition" not in text and "read_acquisition as" not in text, name
+            assert '"read_acquisition"' not in text and "source_of" not in text and "data_source(" not in text, name
 
 
 @pytest.mark.parametrize("bands", ["top", [[0.2]], [[0.5, 0.1]], [[0, 2]]])
@@ -66,13 +93,11 @@ def test_one_flag_parser_reads_what_spreadsheets_write():
     assert handoff.as_bool(values).tolist() == [True] * 5 + [False] * 5
 
 
-def test_write_png_is_atomic_and_shared(tmp_path):
-    from ctslib.data import video
+def test_write_png_is_atomic(tmp_path):
     image = np.arange(64, dtype=np.uint8).reshape(8, 8)
-    for writer, name in ((handoff.write_png, "a.png"), (video.write_png, "b.png")):
-        writer(tmp_path / name, image)
-        np.testing.assert_array_equal(cv2.imread(str(tmp_path / name), cv2.IMREAD_GRAYSCALE), image)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png"]  # no temporary left
+    handoff.write_png(tmp_path / "a.png", image)
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "a.png"), cv2.IMREAD_GRAYSCALE), image)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]  # no temporary left
     with pytest.raises(OSError):
         handoff.write_png(tmp_path / "d.png", np.zeros((0, 0), np.uint8))
     assert not (tmp_path / "d.png").exists()

@@ -12,7 +12,10 @@ import pytest
 from ctslib.frames import qc
 from ctslib.common.errors import InputError
 from ctslib.common.paths import USGRA_SEG_DIR
-from ctslib.data.video import resize_frame, sample_frames, uniform_times
+from ctslib.data.accept_list import match_accept_list, read_accept_list
+from ctslib.data.timing import sample_frames, uniform_times
+from ctslib.frames.funnel import plot_qc_funnel, qc_funnel, qc_vs_truth, qc_vs_truth_by_reason
+from ctslib.frames.prepare import resize_frame
 
 SIZE = 256
 
@@ -152,7 +155,7 @@ def write_list(tmp_path: Path, text: str) -> Path:
 
 def test_expert_list_wins_over_automatic_qc(tmp_path):
     path = write_list(tmp_path, "video,time_s,frame\nS1_L_transverse,0.61,\nS1_L_transverse,,3\nS1_L_longitudinal,0.4,\n")
-    accepted = qc.match_accept_list(qc.read_accept_list(path), schedules(), target_fps=5, file=path)
+    accepted = match_accept_list(read_accept_list(path), schedules(), target_fps=5, file=path)
     assert accepted == {"S1_L_transverse": {3}, "S1_L_longitudinal": {2}}
     auto = qc.qc_video(crafted_video())  # frame 3 is blurred, frame 0 is fine
     decided = qc.final_decision(auto, np.arange(len(auto)), accepted["S1_L_transverse"])
@@ -164,8 +167,8 @@ def test_expert_list_wins_over_automatic_qc(tmp_path):
 
 def test_rows_for_ignored_videos_are_passed_over(tmp_path):
     path = write_list(tmp_path, "video,frame\nS1_L_transverse,1\nS7_R_transverse,2\n")
-    accept = qc.read_accept_list(path)
-    accepted = qc.match_accept_list(accept, schedules(), target_fps=5, file=path, ignore={"S7_R_transverse"})
+    accept = read_accept_list(path)
+    accepted = match_accept_list(accept, schedules(), target_fps=5, file=path, ignore={"S7_R_transverse"})
     assert accepted["S1_L_transverse"] == {1} and "S7_R_transverse" not in accepted
 
 
@@ -187,7 +190,7 @@ def test_without_expert_list_the_automatic_decision_stands():
 def test_unknown_frames_in_the_list_name_the_row(tmp_path, text, row, column):
     path = write_list(tmp_path, text)
     with pytest.raises(InputError) as err:
-        qc.match_accept_list(qc.read_accept_list(path), schedules(), target_fps=5, file=path)
+        match_accept_list(read_accept_list(path), schedules(), target_fps=5, file=path)
     assert (err.value.row, err.value.column) == (row, column)
     assert err.value.file == str(path)
 
@@ -204,13 +207,13 @@ def test_unknown_frames_in_the_list_name_the_row(tmp_path, text, row, column):
 )
 def test_malformed_list_rows_are_named(tmp_path, text, row):
     with pytest.raises(InputError) as err:
-        qc.read_accept_list(write_list(tmp_path, text))
+        read_accept_list(write_list(tmp_path, text))
     assert err.value.row == row
 
 
 def test_list_without_required_columns(tmp_path):
     with pytest.raises(InputError, match="columns"):
-        qc.read_accept_list(write_list(tmp_path, "stem,when\nA,1\n"))
+        read_accept_list(write_list(tmp_path, "stem,when\nA,1\n"))
 
 
 # -- funnel and truth ----------------------------------------------------------------------------
@@ -231,7 +234,7 @@ def frames_table() -> pd.DataFrame:
 
 
 def test_funnel_counts_add_up_and_show_the_paper():
-    funnel = qc.qc_funnel(frames_table()).set_index("step")
+    funnel = qc_funnel(frames_table()).set_index("step")
     assert funnel.loc["extracted", "transverse"] == 4 and funnel.loc["extracted", "longitudinal"] == 3
     rejected = funnel[funnel.index.str.startswith("rejected: ")]
     for column in ("transverse", "longitudinal", "all"):
@@ -240,12 +243,12 @@ def test_funnel_counts_add_up_and_show_the_paper():
     assert funnel.loc["kept", "paper_transverse"] == 1360 and funnel.loc["kept", "paper_longitudinal"] == 1158
     assert funnel.loc["extracted", "paper_all"] == 11895 and funnel.loc["kept", "paper_all"] == 2518
     assert np.isnan(funnel.loc["extracted", "paper_transverse"])  # not reported per plane
-    fig = qc.plot_qc_funnel(qc.qc_funnel(frames_table()))
+    fig = plot_qc_funnel(qc_funnel(frames_table()))
     assert len(fig.axes) == 2
 
 
 def test_qc_vs_truth_precision_and_recall():
-    table = qc.qc_vs_truth(frames_table()).set_index("plane")
+    table = qc_vs_truth(frames_table()).set_index("plane")
     # all: rejected 4 (3 truly bad + 1 false alarm); truly bad 4 (1 missed)
     assert table.loc["all", ["tp", "fp", "fn"]].tolist() == [3, 1, 1]
     assert table.loc["all", "precision"] == pytest.approx(0.75)
@@ -253,7 +256,7 @@ def test_qc_vs_truth_precision_and_recall():
     assert table.loc["transverse", "recall"] == pytest.approx(1.0)
     assert table.loc["longitudinal", "precision"] == pytest.approx(1.0)
     assert table.loc["all", "reason_agreement"] == pytest.approx(1.0)
-    by_reason = qc.qc_vs_truth_by_reason(frames_table()).set_index("true_reason")
+    by_reason = qc_vs_truth_by_reason(frames_table()).set_index("true_reason")
     assert by_reason.loc["misaligned", "rejected %"] == 0
     assert by_reason.loc["ok", "frames"] == 3
 

@@ -21,7 +21,10 @@ from ctslib.frames.extraction import ExtractionSettings, probe_videos, read_vide
 from ctslib.common.paths import DataLayout
 from ctslib.frames.region import Region
 from ctslib.data.validate import validate_data
-from ctslib.data.video import VideoJob, find_masks, read_acquisition, read_masks
+from ctslib.data.acquisition import read_acquisition
+from ctslib.data.masks import find_masks
+from ctslib.frames.jobs import VideoJob
+from ctslib.frames.prepare import read_frame_masks
 from test_validate import COHORT, SIZE, problems, write_avi, write_clean_folder, write_png
 
 
@@ -80,7 +83,7 @@ def test_missing_video_message_names_every_accepted_extension(data):
 
 def test_wrist_with_one_plane_is_a_warning_in_validate_and_on_the_run_index(data):
     """Validate and the run agree: the run goes on without the plane, both say so (a WARNING, an index warning)."""
-    from ctslib.data.video import missing_video_warnings, video_jobs
+    from ctslib.frames.jobs import missing_video_warnings, video_jobs
 
     (data.videos_dir / "S1_R_longitudinal.avi").unlink()
     [problem] = problems(data)
@@ -182,7 +185,7 @@ def test_os_litter_is_ignored_by_validate_and_by_the_run(data):
     assert problems(data) == []
     folder = find_masks(data, "S1_L_transverse")
     assert folder == data.masks_dir / "S1_L_transverse"
-    assert set(read_masks(folder, (SIZE[1], SIZE[0]), frame_size=8)) == {0}
+    assert set(read_frame_masks(folder, (SIZE[1], SIZE[0]), frame_size=8)) == {0}
     assert data.find_video("S1_L_transverse").name == "S1_L_transverse.avi"
 
 
@@ -199,7 +202,7 @@ def test_tif_masks_are_read_like_png(data):
     Image.fromarray(mask * 255).save(data.masks_dir / "S1_L_transverse" / "4.TIFF")
     assert problems(data) == []
     assert any("TIFF mask image(s) read like PNG" in n for n in notes(data))
-    masks = read_masks(data.masks_dir / "S1_L_transverse", (SIZE[1], SIZE[0]), frame_size=SIZE[1])
+    masks = read_frame_masks(data.masks_dir / "S1_L_transverse", (SIZE[1], SIZE[0]), frame_size=SIZE[1])
     assert set(masks) == {2, 4} and masks[2].sum() > 0
     np.testing.assert_array_equal(masks[2], masks[4])  # label 1 and a 0/255 export both read as nerve
 
@@ -210,7 +213,7 @@ def test_other_files_in_a_mask_folder_are_errors_in_validate_and_in_the_run(data
     [problem] = problems(data)
     assert problem.file == "masks/S1_L_transverse/2.jpg" and "not a mask image" in problem.message
     with pytest.raises(InputError, match=r"2\.jpg: not a mask image"):
-        read_masks(data.masks_dir / "S1_L_transverse", (SIZE[1], SIZE[0]))
+        read_frame_masks(data.masks_dir / "S1_L_transverse", (SIZE[1], SIZE[0]))
 
 
 def test_masks_numbered_from_1_are_an_error_in_validate_and_in_the_run(data):

@@ -21,7 +21,7 @@ from ctslib.frames import region as R
 from ctslib.data.acquisition import read_acquisition
 from ctslib.frames.extraction import ExtractionSettings, emptied_warnings, extract_frames, probe_videos
 from ctslib.common.paths import USGRA_SEG_DIR, DataLayout, RunPaths
-from ctslib.data.video import VideoJob
+from ctslib.frames.jobs import VideoJob
 from conftest import requires_usgra
 from test_qc import clean_video
 

@@ -12,28 +12,12 @@ import pytest
 
 from ctslib.common.errors import InputError
 from ctslib.common.paths import DataLayout
-from ctslib.data.video import (
-    FRAME_SIZE,
-    VideoJob,
-    VideoSettings,
-    choose_fps,
-    extract_video,
-    find_masks,
-    frame_id,
-    frame_table,
-    parse_acquisition,
-    probe_video,
-    read_acquisition,
-    read_masks,
-    resized_spacing,
-    sample_frames,
-    skip_record,
-    staged_dirs,
-    to_gray8,
-    uniform_times,
-    video_jobs,
-    write_frame_pngs,
-)
+from ctslib.data.acquisition import VideoSettings, parse_acquisition, read_acquisition
+from ctslib.data.masks import find_masks
+from ctslib.data.timing import sample_frames, uniform_times
+from ctslib.data.video import choose_fps, probe_video, to_gray8
+from ctslib.frames.jobs import VideoJob, frame_id, frame_table, skip_record, staged_dirs, video_jobs, write_frame_pngs
+from ctslib.frames.prepare import FRAME_SIZE, extract_video, read_frame_masks, resized_spacing
 from dicom_files import write_dicom
 
 SETTINGS = VideoSettings(pixel_spacing_mm=(0.1, 0.12), fps=None)
@@ -396,7 +380,7 @@ def test_npz_masks_resized_nearest_and_labels_other_than_nerve_ignored(tmp_path)
     mask[:, 10:30, 20:40] = 1  # nerve
     mask[:, 40:50, 50:70] = 2  # vessel: ignored
     np.savez(tmp_path / "v.npz", index=np.array([0, 2, 4]), mask=mask)
-    masks = read_masks(tmp_path / "v.npz", (60, 80), [0, 4, 8], frame_size=32)
+    masks = read_frame_masks(tmp_path / "v.npz", (60, 80), [0, 4, 8], frame_size=32)
     assert sorted(masks) == [0, 4]
     assert set(np.unique(masks[0]).tolist()) == {0, 1}
     expected = cv2.resize((mask[0] == 1).astype(np.uint8), (32, 32), interpolation=cv2.INTER_NEAREST)
@@ -406,7 +390,7 @@ def test_npz_masks_resized_nearest_and_labels_other_than_nerve_ignored(tmp_path)
 def test_mask_size_mismatch_raises_naming_the_mask(tmp_path):
     np.savez(tmp_path / "v.npz", index=np.array([0]), mask=np.zeros((1, 50, 80), np.uint8))
     with pytest.raises(InputError, match="differs") as err:
-        read_masks(tmp_path / "v.npz", (60, 80))
+        read_frame_masks(tmp_path / "v.npz", (60, 80))
     assert_names_file(err, tmp_path / "v.npz")
 
 
@@ -422,7 +406,7 @@ def test_png_mask_folder_with_palette_labels(tmp_path):
     image.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * 759)
     image.save(folder / "6.png")
     assert find_masks(DataLayout(tmp_path), "S1_L_transverse") == folder
-    masks = read_masks(folder, (60, 80), [0, 6], frame_size=40)
+    masks = read_frame_masks(folder, (60, 80), [0, 6], frame_size=40)
     assert list(masks) == [6]
     expected = cv2.resize((labels == 1).astype(np.uint8), (40, 40), interpolation=cv2.INTER_NEAREST)
     np.testing.assert_array_equal(masks[6], expected)
@@ -431,7 +415,7 @@ def test_png_mask_folder_with_palette_labels(tmp_path):
     bad.mkdir()
     Image.fromarray(np.zeros((10, 10), np.uint8)).save(bad / "0.png")
     with pytest.raises(InputError) as err:
-        read_masks(bad, (60, 80))
+        read_frame_masks(bad, (60, 80))
     assert_names_file(err, bad / "0.png")
 
 
@@ -515,7 +499,7 @@ def test_frame_table_and_png_policy(tmp_path, policy, expected):
 
 def test_burned_in_text_band_is_blanked_before_frames_are_saved(tmp_path: Path) -> None:
     """A screen capture with a bright text band at the top: the band is black in the extracted frames."""
-    from ctslib.data.video import blank_text_bands
+    from ctslib.frames.prepare import blank_text_bands
 
     path = tmp_path / "S9_L_transverse.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (80, 60), isColor=False)

@@ -86,6 +86,12 @@ CV_BAND_READING = "Lines: mean over the folds per epoch; band: lowest to highest
 SYNTHETIC_TAG = "synthetic data"
 """Words every figure made from synthetic data carries in its title."""
 
+SYNTHETIC_NOTE = (
+    "These results come from the embedded SYNTHETIC dataset. They show that the pipeline works end to "
+    "end; they do not test the clinical claim of the paper."
+)
+"""Printed by every stage that runs on synthetic data, and shown on the report index."""
+
 
 def source_subtitle(source: str) -> str | None:
     """The subtitle that says where a figure's data come from: ``SYNTHETIC_TAG`` for synthetic data, else None."""

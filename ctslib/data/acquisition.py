@@ -194,14 +194,3 @@ def read_acquisition(layout: DataLayout | str | Path) -> Acquisition:
     except UnicodeDecodeError:
         raise InputError("is not UTF-8 text", file=path) from None
     return parse_acquisition(raw, file=path)
-
-
-def source_of(data_dir: str | Path) -> str:
-    """'synthetic' or 'real' from ``acquisition.json``; 'unknown' when the file is missing or invalid.
-
-    For captions and the manifest, which must be written even when a stage failed on that file.
-    """
-    try:
-        return read_acquisition(data_dir).source
-    except InputError:
-        return "unknown"

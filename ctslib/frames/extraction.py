@@ -1,14 +1,15 @@
-"""Stage 02 as verbs: open every video, find its image region, extract at 5 fps, QC, write frames.
+"""Stage 02's loops over videos: open every video, find its image region, extract at 5 fps, QC, write frames.
 
-Notebook 02 tells the story (which videos, the expert list, the funnel, the figures); the loops
-that open files, stage outputs, skip bad inputs and time the decoding live here:
+Notebook 02 tells the story through the verbs of ``ctslib.frames.stage`` (which videos, the expert
+list, the funnel, the figures); the loops that open files, stage outputs, skip bad inputs and time
+the decoding live here:
 
 * ``probe_videos``: open every video of the jobs (``ctslib.data.video.probe_video``), or skip and list it;
 * ``screen_video``: from the first frames of a video, its image region (screen captures), burned-in
   text inside it and coloured overlays (``ctslib.frames.region``);
 * ``extract_frames``: per video, masks checked and read, frames extracted, cut to the region,
   QC-scored and decided, PNGs written; ``frames.csv`` and the PNG folders replace the old ones only
-  when every video succeeded (``ctslib.data.video.staged_dirs``).
+  when every video succeeded (``ctslib.frames.jobs.staged_dirs``).
 
 Nothing is dropped silently: every finding a reader must see (text, overlays, a participant or a
 grade that QC emptied) is returned in ``ExtractionResult.warnings`` for the notebook to put on the
@@ -26,13 +27,17 @@ import numpy as np
 import pandas as pd
 
 from ctslib import GRADES, PLANES
-
-from ctslib.frames import qc
-from ctslib.data.acquisition import Acquisition
 from ctslib.common.errors import InputError
 from ctslib.common.io import write_csv
 from ctslib.common.parallel import ordered_map
 from ctslib.common.paths import DataLayout, RunPaths
+from ctslib.data.acquisition import Acquisition
+from ctslib.data.masks import check_mask_frames, find_masks, mask_indices
+from ctslib.data.timing import TARGET_FPS
+from ctslib.data.video import VideoHeader, colour_frame, iter_source_frames, probe_video, source_gray
+from ctslib.frames import funnel, qc
+from ctslib.frames.jobs import VideoJob, frame_table, skip_record, staged_dirs, write_frame_pngs
+from ctslib.frames.prepare import FRAME_SIZE, extract_video, read_frame_masks
 from ctslib.frames.region import (
     OVERLAY_MIN_SHARE,
     Region,
@@ -42,25 +47,6 @@ from ctslib.frames.region import (
     frame_quantiles,
     overlay_share,
     region_preview,
-)
-from ctslib.data.video import (
-    FRAME_SIZE,
-    TARGET_FPS,
-    VideoHeader,
-    VideoJob,
-    check_mask_frames,
-    colour_frame,
-    extract_video,
-    find_masks,
-    frame_table,
-    iter_source_frames,
-    mask_indices,
-    probe_video,
-    read_masks,
-    skip_record,
-    source_gray,
-    staged_dirs,
-    write_frame_pngs,
 )
 
 SKIPPED_COLUMNS: tuple[str, ...] = ("wrist_id", "plane", "step", "error")
@@ -81,7 +67,7 @@ class ExtractionSettings:
     Attributes:
         target_fps: frames per second extracted (the paper: 5).
         frame_size: side of the square frames (the paper: 256).
-        png_policy: which frames get a PNG (``ctslib.data.video.PNG_POLICIES``).
+        png_policy: which frames get a PNG (``ctslib.frames.jobs.PNG_POLICIES``).
         skip_bad_inputs: skip (and list) an unreadable video or mask instead of stopping.
         text_bands: (top, bottom) fractions of the image region's height blacked out in every
             video, added to the bands ``acquisition.json`` sets for the scanner or the video.
@@ -168,7 +154,7 @@ def spread_indices(schedule: Sequence[int], count: int) -> list[int]:
     return [schedule[int(round(i))] for i in np.linspace(0, len(schedule) - 1, count)]
 
 
-def sample_frames(header: VideoHeader, indices: Sequence[int]) -> list[np.ndarray]:
+def seek_frames(header: VideoHeader, indices: Sequence[int]) -> list[np.ndarray]:
     """Decoded frames at ``indices``, spread over the video (OpenCV: by seeking, approximate for some
     codecs, which is fine for screening; DICOM: exact). Frames that cannot be read are left out."""
     if header.kind == "dicom":
@@ -195,7 +181,7 @@ def screen_video(header: VideoHeader, settings: ExtractionSettings) -> VideoScre
     display still shows its moving image in the rest.
     """
     schedule = header.schedule(settings.target_fps)["source_index"].tolist()
-    raws = sample_frames(header, spread_indices(schedule, settings.region_frames))
+    raws = seek_frames(header, spread_indices(schedule, settings.region_frames))
     if not raws:  # nothing decodable by seeking: the first frames, decoded in order
         raws = [raw for _, raw in iter_source_frames(header, schedule[: settings.region_frames])]
     grays = [source_gray(raw, header) for raw in raws]
@@ -250,7 +236,8 @@ def read_video_masks(layout: DataLayout, job: VideoJob, header: VideoHeader, fra
     if mask_file is None:
         return {}
     check_mask_frames(mask_indices(mask_file), header.n_frames, mask_file)
-    return read_masks(mask_file, (header.height, header.width), frames["source_index"], frame_size=frame_size, region=region)
+    return read_frame_masks(mask_file, (header.height, header.width), frames["source_index"], frame_size=frame_size,
+                            region=region)
 
 
 def unused_mask_warning(label: str, layout: DataLayout, job: VideoJob, masks: Mapping[int, np.ndarray],
@@ -342,7 +329,7 @@ def extract_one(task: VideoTask) -> VideoOutcome:
     scoring = None
     if task.truth is not None:
         scoring = table[["plane", "auto_kept", "auto_reason"]].assign(
-            true_reason=qc.true_reasons(task.truth, job.stem, table["source_index"]))
+            true_reason=funnel.true_reasons(task.truth, job.stem, table["source_index"]))
     return VideoOutcome(
         job, table=table, region=region_row(job, header, screen, settings),
         preview=(job.label, screen.preview, screen.region),
@@ -374,7 +361,7 @@ def extract_frames(
         acquisition: ``acquisition.json`` (per-video text bands).
         paths: the run's folders (``frames_csv``, ``frames_dir``, ``frame_masks_dir``).
         settings: stage parameters.
-        accepted: expert accept-list per video stem (``ctslib.frames.qc.match_accept_list``) or None.
+        accepted: expert accept-list per video stem (``ctslib.data.accept_list.match_accept_list``) or None.
         truth: the generator's bad-frame labels (synthetic data; scoring only).
         skipped: videos already skipped while opening (listed in ``skipped``).
         progress: show a progress bar.

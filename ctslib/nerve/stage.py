@@ -23,7 +23,7 @@ from ctslib.common.display import figure_title
 from ctslib.common.io import clear_report_warnings, record, save_figure, warn_report, write_csv, write_table
 from ctslib.common.paths import USGRA_SEG_DIR, DataLayout, RunPaths, data_layout
 from ctslib.common.seed import set_determinism
-from ctslib.data.acquisition import source_of
+from ctslib.data.acquisition import read_acquisition
 from ctslib.data.usgra import USGRA_ATTRIBUTION
 from ctslib.nerve import crop, crop_summary, pretrained
 from ctslib.nerve.crop_figures import example_figure
@@ -114,7 +114,7 @@ def open_stage(data_dir: str | Path, work_dir: str | Path, report_dir: str | Pat
     clear_report_warnings(KEY, paths.report)
     if not paths.frames_csv.exists():
         raise FileNotFoundError(f"{paths.frames_csv} not found: run 02_frame_extraction_qc.ipynb first")
-    source = source_of(layout.root)
+    source = read_acquisition(layout).source
     print(f"data: {layout.root.name} (source: {source})")
     return NerveStage(paths, layout, source)
 
