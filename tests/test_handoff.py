@@ -1,7 +1,7 @@
 """One reader per input and one schema per hand-off; run options that never leak the data path.
 
-* ``acquisition.json`` has one reader (``ctslib.data.acquisition``); every stage and the report ask it.
-* Hand-off contracts (``ctslib.common.handoff``): one ``PREDICTION_COLUMNS``, one flag parser, one atomic PNG writer.
+* ``acquisition.json`` has one reader (``ctslib.data.acquisition``); a caption's source lookup never crashes.
+* Hand-off contracts (``ctslib.common.handoff``): one flag parser, one atomic PNG writer.
 * Stage 04/05's reader of ``crops.csv`` says "stage 03 made no crop", never "a grade is missing".
 * ``run_all.py --set NAME=VALUE`` overrides a parameter in every stage that declares it.
 * ``DATA_DIR`` reaches notebooks as a link inside the work folder; the manifest records the data
@@ -25,22 +25,18 @@ from ctslib.common.errors import InputError, StageError
 # -- acquisition.json ------------------------------------------------------------------------------
 
 
-def test_every_reader_of_acquisition_json_is_the_one_reader(tmp_path):
-    from ctslib import evaluate
-    from ctslib.report import index as report
-    from ctslib.data import video
-    from ctslib.data.acquisition import read_acquisition
+def test_the_source_of_acquisition_json_is_read_once_and_never_crashes_a_caption(tmp_path):
+    from ctslib.data.acquisition import read_acquisition, source_of
 
-    assert video.read_acquisition is read_acquisition
     (tmp_path / "acquisition.json").write_text(json.dumps({"source": "Synthetic", "pixel_spacing_mm": [0.1, 0.1]}))
-    assert evaluate.read_acquisition(tmp_path).source == "synthetic" == report.data_source(tmp_path)
+    assert read_acquisition(tmp_path).source == "synthetic" == source_of(tmp_path)
     (tmp_path / "acquisition.json").write_text(json.dumps({"source": "simulated", "pixel_spacing_mm": [0.1, 0.1]}))
     with pytest.raises(InputError, match="'source' must be 'synthetic' or 'real'") as err:
         read_acquisition(tmp_path)
     assert err.value.column == "source"
-    assert report.data_source(tmp_path) == "unknown"  # captions never crash on a bad file: stage 02 stops on it
+    assert source_of(tmp_path) == "unknown"  # captions never crash on a bad file: stage 02 stops on it
     (tmp_path / "acquisition.json").unlink()
-    assert report.data_source(tmp_path) == "unknown"
+    assert source_of(tmp_path) == "unknown"
 
 
 @pytest.mark.parametrize("bands", ["top", [[0.2]], [[0.5, 0.1]], [[0, 2]]])
@@ -56,28 +52,17 @@ def test_bad_text_bands_in_acquisition_json_name_the_key(tmp_path, bands):
 # -- hand-off contracts ---------------------------------------------------------------------------
 
 
-def test_prediction_columns_are_defined_once():
-    from ctslib import evaluate
-    from ctslib.severity import train
-    assert train.PREDICTION_COLUMNS is evaluate.PREDICTION_COLUMNS is handoff.PREDICTION_COLUMNS
-    assert handoff.PREDICTION_COLUMNS[-4:] == ("p_normal", "p_mild", "p_moderate", "p_severe")
-
-
 def test_one_flag_parser_reads_what_spreadsheets_write():
-    from ctslib.nerve import crop
     values = pd.Series(["True", "true", "1", "1.0", " yes ", "False", "0", "0.0", "", "no"])
     assert handoff.as_bool(values).tolist() == [True] * 5 + [False] * 5
-    assert crop.as_bool is handoff.as_bool
 
 
-def test_write_png_is_atomic_and_shared(tmp_path):
-    from ctslib.nerve import crop
-    from ctslib.data import video
+def test_write_png_is_atomic(tmp_path):
     image = np.arange(64, dtype=np.uint8).reshape(8, 8)
-    for writer, name in ((handoff.write_png, "a.png"), (video.write_png, "b.png"), (crop.write_png, "c.png")):
-        writer(tmp_path / name, image)
+    for name, atomic in (("a.png", True), ("b.png", False)):
+        handoff.write_png(tmp_path / name, image, atomic=atomic)
         np.testing.assert_array_equal(cv2.imread(str(tmp_path / name), cv2.IMREAD_GRAYSCALE), image)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png", "c.png"]  # no temporary left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png"]  # no temporary left
     with pytest.raises(OSError):
         handoff.write_png(tmp_path / "d.png", np.zeros((0, 0), np.uint8))
     assert not (tmp_path / "d.png").exists()

@@ -50,6 +50,7 @@ from ctslib.data.cohort import (
     read_raw_cohort,
 )
 from ctslib.data.acquisition import spacing_notes
+from ctslib.common.display import SYNTHETIC_CAVEAT
 from ctslib.common.errors import InputError
 from ctslib.common.paths import VIDEO_EXTENSIONS, DataLayout, canonical_stem, data_layout, is_os_litter, video_stem
 from ctslib.frames.qc import match_accept_list, read_accept_list
@@ -556,7 +557,7 @@ def summary_lines(check: DataCheck) -> list[str]:
         f"masks:         {masks}",
         f"expert list:   {accept}",
         f"source:        {check.source or '?'}"
-        + (" (synthetic data: results validate the pipeline only)" if (check.source or "").lower() == "synthetic" else ""),
+        + (f" ({SYNTHETIC_CAVEAT})" if (check.source or "").lower() == "synthetic" else ""),
     ]
 
 

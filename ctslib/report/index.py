@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from ctslib.data.acquisition import source_of
-from ctslib.common.display import CV_BAND_READING, GRADCAM_READING, format_number, is_metric, shown_value
+from ctslib.common.display import CV_BAND_READING, GRADCAM_READING, SYNTHETIC_NOTE, format_number, is_metric, shown_value
 from ctslib.common.io import read_records, read_report_warnings, write_json, write_text
 from ctslib.common.machine import cpu_info, machine_line
 from ctslib.common.paths import NOTEBOOKS_DIR, PROJECT_ROOT, STAGES, RunPaths
@@ -61,11 +61,6 @@ PAPER_RECIPE: dict[str, dict[str, Any]] = {
 }
 """The paper's stated values of parameters we expose, to list this run's deviations from them."""
 
-SYNTHETIC_NOTE = (
-    "These results come from the embedded SYNTHETIC dataset. They show that the pipeline works end to "
-    "end; they do not test the clinical claim of the paper."
-)
-
 
 def redact_data_path(command: list[str]) -> list[str]:
     """A run_all command line with the ``--data`` folder reduced to its name (a path can name a patient or a clinic)."""
@@ -82,11 +77,6 @@ def redact_data_path(command: list[str]) -> list[str]:
         else:
             out.append(arg)
     return out
-
-
-def data_source(data_dir: Path) -> str:
-    """'synthetic' or 'real' from acquisition.json (``ctslib.data.acquisition``, the one reader); 'unknown' if unreadable."""
-    return source_of(data_dir)
 
 
 def git_commit() -> dict[str, Any]:
@@ -249,7 +239,7 @@ def build_manifest(
         "seed": next((p.get("SEED") for p in parameters.values() if "SEED" in p), None),
         "command": redact_data_path([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else [],
         # the folder's name and content hash, never its path (a path can name a patient or a clinic)
-        "data": {"name": Path(data_dir).name, "source": data_source(data_dir), "sha256": data_hash},
+        "data": {"name": Path(data_dir).name, "source": source_of(data_dir), "sha256": data_hash},
         "parameters": parameters,
         "effective_parameters": effective,
         "deviations_from_paper": deviations(effective),

@@ -21,10 +21,10 @@ import pandas as pd
 
 from ctslib import GRADES, PLANES
 from ctslib.severity.inputs import read_crops
-from ctslib.common.display import source_subtitle
+from ctslib.common.display import SYNTHETIC_NOTE, source_subtitle
 from ctslib.common.io import record, save_figure, write_table
 from ctslib.common.paths import RunPaths, data_layout
-from ctslib.report.index import SYNTHETIC_NOTE, data_source
+from ctslib.data.acquisition import source_of
 from ctslib.common.seed import set_determinism
 from ctslib.severity.split import check_every_grade, make_splits, participants_on_both_sides, split_summary
 
@@ -76,7 +76,7 @@ def open_stage(plane: str, data_dir: str | Path, work_dir: str | Path, report_di
     set_determinism(seed)
     if not paths.crops_csv.exists():
         raise FileNotFoundError(f"{paths.crops_csv} not found: run 03_nerve_cropping.ipynb first")
-    source = data_source(layout.root)
+    source = source_of(layout.root)
     print(f"data folder: {layout.root.name} (source: {source}); plane: {plane}")
     device = tensorflow_device()
     print("TensorFlow trains on:", device)
