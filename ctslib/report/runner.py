@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psutil
 
@@ -280,15 +283,72 @@ KERNEL_ENV: dict[str, str] = {
 }
 """Environment of every notebook kernel: keeps library chatter out of the executed notebooks. Lines that
 TensorFlow writes before its logging starts ("before absl::InitializeLog()") ignore these settings;
-``export_html`` removes them from the pages."""
+``export_html`` removes them from the pages and ``forward_lines`` from the terminal."""
+
+NOISE_TEXT = (
+    r"cuInit|cuda_|cudart_stub|NodeDef|TqdmWarning|oneDNN custom operations|Unable to register cu|computation placer|"
+    r"TF-TRT|rebuild TensorFlow with the appropriate compiler flags|This TensorFlow binary is optimized"
+)
+"""Words of TensorFlow/CUDA start-up notes: no GPU here, which CPU kernels run; nothing about the study."""
 
 NOISE_LINE = re.compile(
     r"^\s*(?:[EWIF]\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl|"
-    r"WARNING:absl|WARNING:tensorflow|absl::|.*(?:cuInit|cuda_|cudart_stub|NodeDef|TqdmWarning|oneDNN custom operations|"
-    r"Unable to register cu|computation placer|TF-TRT|rebuild TensorFlow with the appropriate compiler flags|"
-    r"This TensorFlow binary is optimized))"
+    rf"WARNING:absl|WARNING:tensorflow|absl::|.*(?:{NOISE_TEXT}))"
 )
 """A stderr line from TensorFlow/absl/CUDA start-up or tqdm, not from the study."""
+
+TERMINAL_NOISE = re.compile(
+    r"^\s*(?:I\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl|"
+    r"\[IPKernelApp\] WARNING \| Kernel is running over TCP without encryption|"
+    rf"\[IPKernelApp\] ERROR \| KeyboardInterrupt caught in kernel|.*(?:{NOISE_TEXT}))"
+)
+"""A line a notebook kernel writes straight to the terminal that says nothing about the study: C++ info
+lines that TensorFlow writes before its logging starts (they ignore ``TF_CPP_MIN_LOG_LEVEL``), the
+start-up notes of ``NOISE_TEXT``, ipykernel's note on its local TCP transport and the interrupt that
+jupyter_client sends every kernel at shutdown. C++ warnings and errors, Python warnings and
+tracebacks are not matched: they still reach the terminal."""
+
+
+def forward_lines(stream: IO[bytes], sink: IO[str]) -> threading.Thread:
+    """Copy ``stream`` to ``sink`` line by line, without ``TERMINAL_NOISE``, in a daemon thread (started)."""
+    def copy() -> None:
+        try:
+            for raw in iter(stream.readline, b""):
+                line = raw.decode("utf-8", errors="replace")
+                if not TERMINAL_NOISE.match(line):
+                    sink.write(line)
+                    sink.flush()
+        except (OSError, ValueError):  # the stream was closed under us: the kernel is gone
+            pass
+
+    thread = threading.Thread(target=copy, name="kernel-stderr", daemon=True)
+    thread.start()
+    return thread
+
+
+@functools.cache
+def quiet_kernel_manager() -> type:
+    """jupyter_client's kernel manager, with the kernel's own stderr sent through ``forward_lines``.
+
+    The kernel's stderr is the terminal's: what its libraries write there before any cell output exists
+    (TensorFlow's C++ start-up, ipykernel's own log) would otherwise print around every stage's line.
+    """
+    from jupyter_client import AsyncKernelManager
+
+    class QuietKernelManager(AsyncKernelManager):
+        _stderr_thread: threading.Thread | None = None
+
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            kw["stderr"] = subprocess.PIPE
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+            self._stderr_thread = forward_lines(self.provisioner.process.stderr, sys.stderr)
+
+        async def _async_cleanup_resources(self, restart: bool = False) -> None:
+            if self._stderr_thread is not None:  # the kernel has exited: let its last lines reach the terminal
+                self._stderr_thread.join(timeout=5)
+            await super()._async_cleanup_resources(restart=restart)
+
+    return QuietKernelManager
 
 
 def _clean_stderr(text: str) -> str:
@@ -350,6 +410,28 @@ def kernel_environment(extra: dict[str, str] | None = None) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def run_notebook(notebook: Path, executed: Path, params: dict[str, Any], *, cwd: Path, kernel: str = "python3",
+                 progress: bool = True) -> None:
+    """Execute ``notebook`` into ``executed`` with papermill: kernel in ``KERNEL_ENV``, started in ``cwd``, its
+    terminal output without start-up noise (``quiet_kernel_manager``).
+
+    Raises papermill's ``PapermillExecutionError`` when a cell fails.
+    """
+    import papermill as pm
+
+    with kernel_environment():
+        pm.execute_notebook(
+            str(notebook),
+            str(executed),
+            parameters=params,
+            kernel_name=kernel,
+            cwd=str(cwd),
+            progress_bar=progress,
+            request_save_on_cell_execute=True,
+            kernel_manager_class=quiet_kernel_manager(),
+        )
+
+
 def execute_stage(
     key: str,
     params: dict[str, Any],
@@ -363,8 +445,6 @@ def execute_stage(
     Returns (seconds, peak kernel memory in MiB, report files the stage wrote). Raises papermill's
     ``PapermillExecutionError`` when a cell fails; the executed notebook then holds the traceback.
     """
-    import papermill as pm
-
     notebook = NOTEBOOKS_DIR / STAGES[key]
     executed = paths.report / notebook.name
     stage_dir = paths.stage_dir(key)
@@ -374,16 +454,9 @@ def execute_stage(
     paths.report.mkdir(parents=True, exist_ok=True)
     before = _report_files(paths)
     start = time.perf_counter()
-    with kernel_environment(), PeakMemory() as memory:
-        pm.execute_notebook(
-            str(notebook),
-            str(executed),
-            parameters=params,
-            kernel_name=kernel,
-            cwd=str(kernel_folder(paths) if kernel_folder(paths).is_dir() else NOTEBOOKS_DIR),
-            progress_bar=progress,
-            request_save_on_cell_execute=True,
-        )
+    with PeakMemory() as memory:
+        run_notebook(notebook, executed, params, kernel=kernel, progress=progress,
+                     cwd=kernel_folder(paths) if kernel_folder(paths).is_dir() else NOTEBOOKS_DIR)
     seconds = round(time.perf_counter() - start, 1)
     after = _report_files(paths)
     written = sorted(name for name, sig in after.items() if before.get(name) != sig)
