@@ -86,7 +86,7 @@ def _executed_notebook(path: Path) -> Path:
 def test_exported_page_is_offline_quiet_and_links_back(tmp_path) -> None:
     import re
 
-    from ctslib.report.runner import export_html
+    from ctslib.report.pages import export_html
 
     page = tmp_path / "01_x.html"
     export_html(_executed_notebook(tmp_path / "01_x.ipynb"), page)
@@ -102,7 +102,7 @@ def test_exported_page_is_offline_quiet_and_links_back(tmp_path) -> None:
 def test_kernel_environment_is_set_inside_and_restored_after(monkeypatch) -> None:
     import os
 
-    from ctslib.report.runner import KERNEL_ENV, kernel_environment
+    from ctslib.report.kernel import KERNEL_ENV, kernel_environment
 
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
@@ -130,7 +130,7 @@ def test_the_terminal_shows_a_kernels_warnings_but_not_its_start_up_noise(tmp_pa
     """The kernel's own stderr is the terminal's; ``run_notebook`` filters it, never silences it."""
     import re
 
-    from ctslib.report.runner import run_notebook
+    from ctslib.report.kernel import run_notebook
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

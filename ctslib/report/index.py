@@ -31,6 +31,7 @@ from ctslib.common.io import read_records, read_report_warnings, write_json, wri
 from ctslib.common.machine import cpu_info, machine_line
 from ctslib.common.paths import MODEL_STAGES, NOTEBOOKS_DIR, PROJECT_ROOT, STAGES, RunPaths
 from ctslib.data.video import FRAME_SIZE
+from ctslib.report.pages import TEMPLATES_DIR
 from ctslib.report.runner import StageResult
 from ctslib.severity.recipe import DROPOUT, PAPER_RECIPE
 
@@ -252,7 +253,6 @@ def build_manifest(
 
 
 # ----------------------------------------------------------------------------- index page
-TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 
 LONG_TABLE_ROWS = 15

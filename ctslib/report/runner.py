@@ -11,26 +11,24 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import functools
 import json
 import os
-import re
 import shutil
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import psutil
 
 from ctslib.common.errors import StageError
-from ctslib.common.io import sha256_file, sha256_json, sha256_tree, write_json, write_text
+from ctslib.common.io import sha256_file, sha256_json, sha256_tree, write_json
 from ctslib.common.machine import cpu_info, machine_line
 from ctslib.common.paths import NOTEBOOKS_DIR, PROJECT_ROOT, STAGES, USGRA_SEG_DIR, RunPaths
+from ctslib.report.kernel import run_notebook
+from ctslib.report.pages import export_html
 
 # Which earlier stages each stage reads (the data folder is read by every stage but 00).
 DEPENDS: dict[str, tuple[str, ...]] = {
@@ -271,165 +269,6 @@ def _report_files(paths: RunPaths) -> dict[str, tuple[int, int]]:
                     st = f.stat()
                     files[f.relative_to(paths.report).as_posix()] = (st.st_mtime_ns, st.st_size)
     return files
-
-
-TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
-
-KERNEL_ENV: dict[str, str] = {
-    "TF_CPP_MIN_LOG_LEVEL": "3",  # TensorFlow's C++ log: errors too (the CPU-only cuInit "error" is noise)
-    "GLOG_minloglevel": "3",  # glog-style C++ logging of XLA
-    "GRPC_VERBOSITY": "ERROR",
-    "TQDM_DISABLE": "1",  # progress bars belong in a terminal, not in a report
-}
-"""Environment of every notebook kernel: keeps library chatter out of the executed notebooks. Lines that
-TensorFlow writes before its logging starts ("before absl::InitializeLog()") ignore these settings;
-``export_html`` removes them from the pages and ``forward_lines`` from the terminal."""
-
-NOISE_TEXT = (
-    r"cuInit|cuda_|cudart_stub|NodeDef|TqdmWarning|oneDNN custom operations|Unable to register cu|computation placer|"
-    r"TF-TRT|rebuild TensorFlow with the appropriate compiler flags|This TensorFlow binary is optimized"
-)
-"""Words of TensorFlow/CUDA start-up notes: no GPU here, which CPU kernels run; nothing about the study."""
-
-NOISE_LINE = re.compile(
-    r"^\s*(?:[EWIF]\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl|"
-    rf"WARNING:absl|WARNING:tensorflow|absl::|.*(?:{NOISE_TEXT}))"
-)
-"""A stderr line from TensorFlow/absl/CUDA start-up or tqdm, not from the study."""
-
-TERMINAL_NOISE = re.compile(
-    r"^\s*(?:I\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl|"
-    r"\[IPKernelApp\] WARNING \| Kernel is running over TCP without encryption|"
-    rf"\[IPKernelApp\] ERROR \| KeyboardInterrupt caught in kernel|.*(?:{NOISE_TEXT}))"
-)
-"""A line a notebook kernel writes straight to the terminal that says nothing about the study: C++ info
-lines that TensorFlow writes before its logging starts (they ignore ``TF_CPP_MIN_LOG_LEVEL``), the
-start-up notes of ``NOISE_TEXT``, ipykernel's note on its local TCP transport and the interrupt that
-jupyter_client sends every kernel at shutdown. C++ warnings and errors, Python warnings and
-tracebacks are not matched: they still reach the terminal."""
-
-
-def forward_lines(stream: IO[bytes], sink: IO[str]) -> threading.Thread:
-    """Copy ``stream`` to ``sink`` line by line, without ``TERMINAL_NOISE``, in a daemon thread (started)."""
-    def copy() -> None:
-        try:
-            for raw in iter(stream.readline, b""):
-                line = raw.decode("utf-8", errors="replace")
-                if not TERMINAL_NOISE.match(line):
-                    sink.write(line)
-                    sink.flush()
-        except (OSError, ValueError):  # the stream was closed under us: the kernel is gone
-            pass
-
-    thread = threading.Thread(target=copy, name="kernel-stderr", daemon=True)
-    thread.start()
-    return thread
-
-
-@functools.cache
-def quiet_kernel_manager() -> type:
-    """jupyter_client's kernel manager, with the kernel's own stderr sent through ``forward_lines``.
-
-    The kernel's stderr is the terminal's: what its libraries write there before any cell output exists
-    (TensorFlow's C++ start-up, ipykernel's own log) would otherwise print around every stage's line.
-    """
-    from jupyter_client import AsyncKernelManager
-
-    class QuietKernelManager(AsyncKernelManager):
-        _stderr_thread: threading.Thread | None = None
-
-        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
-            kw["stderr"] = subprocess.PIPE
-            await super()._async_launch_kernel(kernel_cmd, **kw)
-            self._stderr_thread = forward_lines(self.provisioner.process.stderr, sys.stderr)
-
-        async def _async_cleanup_resources(self, restart: bool = False) -> None:
-            if self._stderr_thread is not None:  # the kernel has exited: let its last lines reach the terminal
-                self._stderr_thread.join(timeout=5)
-            await super()._async_cleanup_resources(restart=restart)
-
-    return QuietKernelManager
-
-
-def _clean_stderr(text: str) -> str:
-    """``text`` without library log lines and progress-bar redraws (``\\r``-overwritten lines)."""
-    kept = []
-    for line in text.split("\n"):
-        if "\r" in line or NOISE_LINE.match(line):
-            continue
-        kept.append(line)
-    return "\n".join(kept) + ("\n" if kept else "")
-
-
-def clean_outputs(nb: Any) -> Any:
-    """Drop TensorFlow/absl log lines and tqdm blocks from a notebook's stderr outputs (in place)."""
-    for cell in nb.cells:
-        if cell.get("cell_type") != "code":
-            continue
-        outputs = []
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "stream" and out.get("name") == "stderr":
-                out["text"] = _clean_stderr(out.get("text", ""))
-                if not out["text"].strip():
-                    continue
-            outputs.append(out)
-        cell["outputs"] = outputs
-    return nb
-
-
-def export_html(executed: Path, html: Path) -> None:
-    """Export an executed notebook to offline HTML atomically.
-
-    Saved figures are linked and the style sheet shared (``ctslib.report.pages``); nothing is loaded from a CDN
-    (the ``notebook`` template in ``ctslib/report/templates`` drops require.js, MathJax and Mermaid); stderr noise
-    from TensorFlow, absl and tqdm is removed; the page links back to ``index.html``.
-    """
-    from nbconvert import HTMLExporter
-
-    from ctslib.report.pages import prepare_page
-
-    nb = clean_outputs(prepare_page(executed))  # saved figures linked, shared CSS written (ctslib.report.pages)
-    exporter = HTMLExporter(template_name="notebook", extra_template_basedirs=[str(TEMPLATES_DIR)])
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": executed.stem}})
-    write_text(html, body)
-
-
-@contextlib.contextmanager
-def kernel_environment(extra: dict[str, str] | None = None) -> Iterator[None]:
-    """Set ``KERNEL_ENV`` (plus ``extra``) for kernels started inside the block; restore afterwards."""
-    wanted = {**KERNEL_ENV, **(extra or {})}
-    before = {k: os.environ.get(k) for k in wanted}
-    os.environ.update(wanted)
-    try:
-        yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def run_notebook(notebook: Path, executed: Path, params: dict[str, Any], *, cwd: Path, kernel: str = "python3",
-                 progress: bool = True) -> None:
-    """Execute ``notebook`` into ``executed`` with papermill: kernel in ``KERNEL_ENV``, started in ``cwd``, its
-    terminal output without start-up noise (``quiet_kernel_manager``).
-
-    Raises papermill's ``PapermillExecutionError`` when a cell fails.
-    """
-    import papermill as pm
-
-    with kernel_environment():
-        pm.execute_notebook(
-            str(notebook),
-            str(executed),
-            parameters=params,
-            kernel_name=kernel,
-            cwd=str(cwd),
-            progress_bar=progress,
-            request_save_on_cell_execute=True,
-            kernel_manager_class=quiet_kernel_manager(),
-        )
 
 
 def execute_stage(
