@@ -61,7 +61,8 @@ def time_fit(plane: str, size: int, images: int, epochs: int, seed: int) -> list
     """Images per second of each steady epoch of plain ``fit`` (paper batch size, no augmentation)."""
     import keras
 
-    from ctslib.severity.models import PAPER_BATCH_SIZE, build_model
+    from ctslib.severity.models import build_model
+    from ctslib.severity.recipe import PAPER_RECIPE
 
     gen = np.random.default_rng(seed)
     x = gen.random((images, size, size, 1), dtype=np.float32)
@@ -78,7 +79,7 @@ def time_fit(plane: str, size: int, images: int, epochs: int, seed: int) -> list
         def on_epoch_end(self, epoch, logs=None):
             seconds.append(time.perf_counter() - self.start)
 
-    model.fit(x, y, batch_size=PAPER_BATCH_SIZE[plane], epochs=epochs, verbose=0, callbacks=[Clock()])
+    model.fit(x, y, batch_size=PAPER_RECIPE[plane].batch_size, epochs=epochs, verbose=0, callbacks=[Clock()])
     return [images / s for s in seconds[1:]]
 
 

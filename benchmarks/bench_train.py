@@ -72,10 +72,10 @@ def load_frames(args, plane: str, tmp: Path):
 
 def variants(plane: str, args) -> dict[str, dict]:
     """Name -> how to train: plain fit on arrays, the project's path, and optional ablations."""
-    from ctslib.severity.models import PAPER_BATCH_SIZE
+    from ctslib.severity.recipe import PAPER_RECIPE
     from ctslib.severity.speed import FastPath
 
-    bs = PAPER_BATCH_SIZE[plane]
+    bs = PAPER_RECIPE[plane].batch_size
     base = dict(plane=plane, input_size=args.size, epochs=args.epochs, batch_size=bs, verbose=0)  # else: defaults
     out = {
         "plain": {"kind": "plain", "settings": base},
@@ -168,7 +168,8 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     from ctslib.severity.inputs import read_crop_array
-    from ctslib.severity.models import PAPER_BATCH_SIZE, build_model
+    from ctslib.severity.models import build_model
+    from ctslib.severity.recipe import PAPER_RECIPE
     from ctslib.common.seed import set_determinism
 
     import hardware
@@ -202,7 +203,7 @@ def main(argv=None) -> int:
             for name, values in speeds.items():
                 values = np.array(values)
                 med = np.median(values, axis=0)
-                results.append((plane, name, PAPER_BATCH_SIZE[plane], params, med[0], values[:, 0].max(), med[1],
+                results.append((plane, name, PAPER_RECIPE[plane].batch_size, params, med[0], values[:, 0].max(), med[1],
                                 med[0] / plain[0], med[1] / plain[1]))
     print("\nplane         variant                             batch    params  img/s (best)   img/CPU-s   vs plain: wall  CPU")
     for plane, name, bs, params, med, best, cpu, ratio, cpu_ratio in results:

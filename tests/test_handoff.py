@@ -1,7 +1,7 @@
 """One reader per input and one schema per hand-off; run options that never leak the data path.
 
-* ``acquisition.json`` has one reader (``ctslib.data.acquisition``); every stage and the report ask it.
-* Hand-off contracts (``ctslib.common.handoff``): one ``PREDICTION_COLUMNS``, one flag parser, one atomic PNG writer.
+* ``acquisition.json`` has one reader (``ctslib.data.acquisition``); a caption's source lookup never crashes.
+* Hand-off contracts (``ctslib.common.handoff``): one flag parser, one atomic PNG writer.
 * Stage 04/05's reader of ``crops.csv`` says "stage 03 made no crop", never "a grade is missing".
 * ``run_all.py --set NAME=VALUE`` overrides a parameter in every stage that declares it.
 * ``DATA_DIR`` reaches notebooks as a link inside the work folder; the manifest records the data

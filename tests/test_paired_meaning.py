@@ -192,7 +192,7 @@ def test_simulator_csa_is_read_from_the_data_folder(tmp_path):
 def test_the_meaning_partial_renders_the_recorded_box_and_nothing_without_it():
     import jinja2
 
-    from ctslib.report.index import TEMPLATES_DIR
+    from ctslib.report.pages import TEMPLATES_DIR
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True)
     partial = env.get_template("meaning.html.j2")

@@ -74,3 +74,20 @@ def test_papermill_reads_every_parameter(key: str) -> None:
 
     declared = set(pm.inspect_notebook(str(NOTEBOOKS_DIR / STAGES[key])))
     assert declared == set(parameters_cell(STAGES[key]))
+
+
+def test_recipe_paper_gives_the_model_stages_the_published_recipe_under_their_own_values(tmp_path) -> None:
+    from ctslib.severity.recipe import PAPER_RECIPE
+
+    path = tmp_path / "mine.yaml"
+    path.write_text('recipe: paper\nstages:\n  "04": {EPOCHS: 7, INPUT_SIZE: 64}\n')
+    profile = load_profile(path)
+    transverse, longitudinal = PAPER_RECIPE["transverse"], PAPER_RECIPE["longitudinal"]
+    assert profile.parameters("04") == {"EPOCHS": 7, "BATCH_SIZE": transverse.batch_size,
+                                        "DROPOUT": transverse.dropout, "INPUT_SIZE": 64}
+    assert profile.parameters("05") == longitudinal.parameters()
+    assert load_profile("paper").parameters("05")["EPOCHS"] == longitudinal.epochs
+    path.write_text("recipe: published\n")
+    with pytest.raises(InputError, match="recipe must be one of") as err:
+        load_profile(path)
+    assert err.value.column == "recipe"

@@ -275,7 +275,7 @@ def _notebook_with_figure(report: Path, saved: bool) -> Path:
 
 
 def test_pages_link_saved_figures_and_share_one_style_sheet(tmp_path) -> None:
-    from ctslib.report.runner import export_html
+    from ctslib.report.pages import export_html
 
     report = tmp_path / "report"
     executed = _notebook_with_figure(report, saved=True)
@@ -291,7 +291,7 @@ def test_pages_link_saved_figures_and_share_one_style_sheet(tmp_path) -> None:
 
 
 def test_a_figure_without_its_file_stays_embedded(tmp_path) -> None:
-    from ctslib.report.runner import export_html
+    from ctslib.report.pages import export_html
 
     report = tmp_path / "report"
     executed = _notebook_with_figure(report, saved=False)

@@ -86,7 +86,7 @@ def _executed_notebook(path: Path) -> Path:
 def test_exported_page_is_offline_quiet_and_links_back(tmp_path) -> None:
     import re
 
-    from ctslib.report.runner import export_html
+    from ctslib.report.pages import export_html
 
     page = tmp_path / "01_x.html"
     export_html(_executed_notebook(tmp_path / "01_x.ipynb"), page)
@@ -102,7 +102,7 @@ def test_exported_page_is_offline_quiet_and_links_back(tmp_path) -> None:
 def test_kernel_environment_is_set_inside_and_restored_after(monkeypatch) -> None:
     import os
 
-    from ctslib.report.runner import KERNEL_ENV, kernel_environment
+    from ctslib.report.kernel import KERNEL_ENV, kernel_environment
 
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
@@ -124,3 +124,29 @@ def test_deviations_name_the_shrunk_input_and_no_epoch_or_dropout_line_for_the_p
     assert "transverse model: 40 epochs (paper: 500)" in lines
     assert not any(line.startswith("longitudinal model") and ("epochs" in line or "dropout" in line) for line in lines)
     assert any("shrunk to 64 px" in line for line in deviations(load_profile("default").stages))
+
+
+def test_the_terminal_shows_a_kernels_warnings_but_not_its_start_up_noise(tmp_path, capfd) -> None:
+    """The kernel's own stderr is the terminal's; ``run_notebook`` filters it, never silences it."""
+    import re
+
+    from ctslib.report.kernel import run_notebook
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    lines = [
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+        "I0000 00:00:1796411071.980723    1729 port.cc:153] oneDNN custom operations are on.",
+        "E0000 00:00:1796411071.980800    1729 kernel.cc:1] a C++ error of the study's model",
+        "model.py:3: UserWarning: a Python warning printed straight to the terminal",
+    ]
+    writes = "".join(f"os.write(2, {(line + chr(10)).encode()!r})\n" for line in lines)
+    nb.cells = [nbformat.v4.new_code_cell("X = 1", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell(f"import os\n{writes}print(X)")]
+    nbformat.write(nb, tmp_path / "noise.ipynb")
+    run_notebook(tmp_path / "noise.ipynb", tmp_path / "out.ipynb", {"X": 2}, cwd=tmp_path, progress=False)
+    err = capfd.readouterr().err
+    assert lines[2] in err and lines[3] in err
+    assert not re.search("IPKernelApp|absl|oneDNN", err), err  # ipykernel's TCP note comes from the real kernel
+    outputs = [o for c in nbformat.read(tmp_path / "out.ipynb", as_version=4).cells for o in c.get("outputs", [])]
+    assert [o.get("text") for o in outputs] == ["2\n"]  # the injected parameter reached the kernel

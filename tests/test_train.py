@@ -17,13 +17,13 @@ tf = pytest.importorskip("tensorflow")
 from ctslib.severity.inputs import make_dataset, read_crop_array, read_crops, rotate_images, write_toy_crops  # noqa: E402
 from ctslib.common.errors import InputError, StageError  # noqa: E402
 from ctslib.common.paths import RunPaths  # noqa: E402
+from ctslib.common.handoff import PREDICTION_COLUMNS  # noqa: E402
 from ctslib.common.seed import set_determinism  # noqa: E402
 from ctslib.severity.split import make_splits  # noqa: E402
 from ctslib.severity.speed import FastPath  # noqa: E402
 from ctslib.severity.tasks import train_plane  # noqa: E402
 from ctslib.severity.train import (  # noqa: E402
     HISTORY_COLUMNS,
-    PREDICTION_COLUMNS,
     KeepBest,
     TrainSettings,
     train_split,

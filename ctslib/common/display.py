@@ -86,16 +86,21 @@ CV_BAND_READING = "Lines: mean over the folds per epoch; band: lowest to highest
 SYNTHETIC_TAG = "synthetic data"
 """Words every figure made from synthetic data carries in its title."""
 
+SYNTHETIC_CAVEAT = f"{SYNTHETIC_TAG}: this checks the pipeline, not the clinical claim"
+"""The synthetic-data disclaimer in a few words: a figure's subtitle, the verdict's last clause, a limitation."""
+
 SYNTHETIC_NOTE = (
-    "These results come from the embedded SYNTHETIC dataset. They show that the pipeline works end to "
-    "end; they do not test the clinical claim of the paper."
+    "These results come from SYNTHETIC data (a simulated cohort and simulated ultrasound): they validate the "
+    "pipeline (data flow, training, evaluation code), not the clinical claim that ultrasound CNNs grade carpal "
+    "tunnel syndrome."
 )
-"""Printed by every stage that runs on synthetic data, and shown on the report index."""
+"""The synthetic-data disclaimer in full: printed by every stage on synthetic data, the index's banner and the
+interpretation row of the summary table (``ctslib.evaluate.prose.interpretation``)."""
 
 
 def source_subtitle(source: str) -> str | None:
-    """The subtitle that says where a figure's data come from: ``SYNTHETIC_TAG`` for synthetic data, else None."""
-    return f"{SYNTHETIC_TAG}: checks the pipeline, not the clinical claim" if source == "synthetic" else None
+    """The subtitle that says where a figure's data come from: ``SYNTHETIC_CAVEAT`` for synthetic data, else None."""
+    return SYNTHETIC_CAVEAT if source == "synthetic" else None
 
 
 def figure_title(title: str, source: str) -> str:

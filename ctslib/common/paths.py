@@ -60,6 +60,9 @@ STAGES: dict[str, str] = {
     "06": "06_evaluation.ipynb",
 }
 
+MODEL_STAGES: dict[str, str] = {"transverse": "04", "longitudinal": "05"}
+"""Plane -> the stage that trains its model."""
+
 
 def video_stem(participant_id: str, side: str, plane: str) -> str:
     """File stem of one wrist's video: ``<participant_id>_<side>_<plane>``."""
@@ -198,7 +201,7 @@ class RunPaths:
 
     # 04 / 05 models
     def model_stage(self, plane: str) -> str:
-        return {"transverse": "04", "longitudinal": "05"}[plane]
+        return MODEL_STAGES[plane]
 
     def model_dir(self, plane: str) -> Path:
         return self.stage_dir(self.model_stage(plane))

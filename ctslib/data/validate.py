@@ -98,7 +98,7 @@ def summary_lines(check: DataCheck) -> list[str]:
         f"masks:         {masks}",
         f"expert list:   {accept}",
         f"source:        {check.source or '?'}"
-        + (" (synthetic data: results validate the pipeline only)" if (check.source or "").lower() == "synthetic" else ""),
+        + (f" ({SYNTHETIC_CAVEAT})" if (check.source or "").lower() == "synthetic" else ""),
     ]
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ctslib import GRADES
+from ctslib.common.display import SYNTHETIC_CAVEAT
 
 __all__ = ["TREATMENT_LINE", "in_ten", "accuracy_words", "clinical_confusion", "confusion_words", "csa_words",
            "real_data_words", "run_limitations", "meaning_record", "meaning_box"]
@@ -116,7 +117,7 @@ def run_limitations(*, seeds: int, n_participants: int | None, source: str) -> l
     if n_participants:
         out.append(f"{n_participants} participants: every interval is wide")
     if source == "synthetic":
-        out.append("simulated cohort and ultrasound: this checks the pipeline, not the clinical claim")
+        out.append(SYNTHETIC_CAVEAT)
     return out
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from ctslib.common.display import SYNTHETIC_CAVEAT, SYNTHETIC_NOTE
 from ctslib.evaluate.intervals import difference_word, format_ci
 from ctslib.evaluate.metrics import CV_POOLED, available_splits
 from ctslib.evaluate.paired import split_words
@@ -43,9 +44,7 @@ def leakage_sentence(leakage: pd.DataFrame, ci: float = 0.95) -> str:
 def interpretation(source: str, n_participants: int | None = None) -> str:
     """What the numbers of this run can and cannot support, in plain words."""
     if source == "synthetic":
-        return ("These results come from SYNTHETIC data (a simulated cohort and simulated ultrasound): they "
-                "validate the pipeline (data flow, training, evaluation code), not the clinical claim that "
-                "ultrasound CNNs grade carpal tunnel syndrome.")
+        return SYNTHETIC_NOTE
     size = f" With {n_participants} validation participants the intervals are wide." if n_participants else ""
     return ("These results come from real ultrasound. The grouped split keeps every participant's frames on one "
             "side, so its numbers estimate accuracy on new patients from the same clinic and device; the paper's "
@@ -260,7 +259,7 @@ def verdict_sentence(
         text += (" The frame split's higher accuracy comes partly from near-duplicate frames of the same wrists "
                  "on both sides; the grouped numbers are the estimate for new patients.")
     if source == "synthetic":
-        text += " These are synthetic data: this checks the pipeline, not the clinical claim."
+        text += f" These are {SYNTHETIC_CAVEAT}."
     return text
 
 

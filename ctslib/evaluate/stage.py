@@ -26,7 +26,7 @@ from ctslib.common.io import clear_report_warnings, record, save_figure, warn_re
 from ctslib.common.paths import RunPaths
 from ctslib.common.seed import set_determinism
 from ctslib.data.acquisition import Acquisition, read_acquisition
-from ctslib.data.video import read_wrists
+from ctslib.frames.jobs import read_wrists
 from ctslib.evaluate import plots
 from ctslib.evaluate.csa import csa_baseline_cv, csa_baseline_predictions, csa_thresholds_table, wrist_csa
 from ctslib.evaluate.fusion import fuse_planes, wrist_probabilities

@@ -30,8 +30,11 @@ from ctslib.common.errors import InputError
 from ctslib.data.acquisition import read_acquisition
 from ctslib.common.io import read_records, read_report_warnings, write_json, write_text
 from ctslib.common.machine import cpu_info, machine_line
-from ctslib.common.paths import NOTEBOOKS_DIR, PROJECT_ROOT, STAGES, RunPaths
+from ctslib.common.paths import MODEL_STAGES, NOTEBOOKS_DIR, PROJECT_ROOT, STAGES, RunPaths
+from ctslib.frames.prepare import FRAME_SIZE
+from ctslib.report.pages import TEMPLATES_DIR
 from ctslib.report.runner import StageResult
+from ctslib.severity.recipe import DROPOUT, PAPER_RECIPE
 
 PAPER_OUTPUTS: dict[str, str] = {
     "tables/table1.csv": "Table 1 - participants and NCS diagnoses",
@@ -54,13 +57,6 @@ FIGURE_TITLES: dict[str, str] = {
 
 FIGURE_NOTES: dict[str, str] = {"gradcam": GRADCAM_READING, "figure2_cv": CV_BAND_READING, "figure3_cv": CV_BAND_READING}
 """What to read from a figure, shown under its heading on the index."""
-
-PAPER_RECIPE: dict[str, dict[str, Any]] = {
-    "04": {"EPOCHS": 500, "BATCH_SIZE": 30, "DROPOUT": [0.6, 0.6, 0.6]},
-    "05": {"EPOCHS": 400, "BATCH_SIZE": 20, "DROPOUT": [0.6]},
-    "02": {"FRAME_SIZE": 256},
-}
-"""The paper's stated values of parameters we expose, to list this run's deviations from them."""
 
 def redact_data_path(command: list[str]) -> list[str]:
     """A run_all command line with the ``--data`` folder reduced to its name (a path can name a patient or a clinic)."""
@@ -172,20 +168,19 @@ def output_hashes(paths: RunPaths) -> dict[str, str]:
 def deviations(effective: dict[str, dict[str, Any]]) -> list[str]:
     """This run's departures from the paper's stated recipe, in words, from the effective parameters."""
     out = []
-    names = {"04": "transverse", "05": "longitudinal"}
-    for key, plane in names.items():
+    for plane, key in MODEL_STAGES.items():
         params = effective.get(key)
         if not params:
             continue
-        paper = PAPER_RECIPE[key]
-        if params.get("EPOCHS") != paper["EPOCHS"]:
-            out.append(f"{plane} model: {params.get('EPOCHS')} epochs (paper: {paper['EPOCHS']})")
-        if params.get("BATCH_SIZE") != paper["BATCH_SIZE"]:
-            out.append(f"{plane} model: batch {params.get('BATCH_SIZE')} (paper: {paper['BATCH_SIZE']})")
+        paper = PAPER_RECIPE[plane]
+        if params.get("EPOCHS") != paper.epochs:
+            out.append(f"{plane} model: {params.get('EPOCHS')} epochs (paper: {paper.epochs})")
+        if params.get("BATCH_SIZE") != paper.batch_size:
+            out.append(f"{plane} model: batch {params.get('BATCH_SIZE')} (paper: {paper.batch_size})")
         if "DROPOUT" in params:
-            rates = params["DROPOUT"] if isinstance(params["DROPOUT"], list) else [params["DROPOUT"]] * len(paper["DROPOUT"])
-            if [float(r) for r in rates] != paper["DROPOUT"]:
-                out.append(f"{plane} model: dropout {rates} after the dense layers (paper: 0.6 after each)")
+            rates = params["DROPOUT"] if isinstance(params["DROPOUT"], list) else [params["DROPOUT"]] * len(paper.dropout)
+            if [float(r) for r in rates] != paper.dropout:
+                out.append(f"{plane} model: dropout {rates} after the dense layers (paper: {DROPOUT} after each)")
         if params.get("LEARNING_RATE") not in (None, 0.001):
             out.append(f"{plane} model: Adam learning rate {params['LEARNING_RATE']} (paper silent; Keras default 0.001)")
         if params.get("INPUT_SIZE"):
@@ -204,8 +199,8 @@ def deviations(effective: dict[str, dict[str, Any]]) -> list[str]:
         out.append(f"crops of {crop['CROP_SIZE']} px around the nerve found by our own U-Net (the paper's segmenter "
                    "is not published)")
     frames = effective.get("02", {})
-    if frames.get("FRAME_SIZE") not in (None, 256):
-        out.append(f"frames of {frames['FRAME_SIZE']} px (paper: 256)")
+    if frames.get("FRAME_SIZE") not in (None, FRAME_SIZE):
+        out.append(f"frames of {frames['FRAME_SIZE']} px (paper: {FRAME_SIZE})")
     return out
 
 
@@ -263,7 +258,6 @@ def build_manifest(
 
 
 # ----------------------------------------------------------------------------- index page
-TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 
 LONG_TABLE_ROWS = 15

@@ -90,7 +90,7 @@ def write_shared_css(report_dir: Path) -> Path:
 def prepare_page(executed: Path) -> Any:
     """The executed notebook with saved figures linked (also rewritten on disk), after writing the shared CSS.
 
-    Called by ``ctslib.report.runner.export_html`` before it renders the page.
+    Called by ``export_html`` before it renders the page.
     """
     import nbformat
 
@@ -100,3 +100,59 @@ def prepare_page(executed: Path) -> Any:
     drop_orphan_lines(nb)
     write_shared_css(executed.parent)
     return nb
+
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+
+NOISE_TEXT = (
+    r"cuInit|cuda_|cudart_stub|NodeDef|TqdmWarning|oneDNN custom operations|Unable to register cu|computation placer|"
+    r"TF-TRT|rebuild TensorFlow with the appropriate compiler flags|This TensorFlow binary is optimized"
+)
+"""Words of TensorFlow/CUDA start-up notes: no GPU here, which CPU kernels run; nothing about the study."""
+
+NOISE_LINE = re.compile(
+    r"^\s*(?:[EWIF]\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl|"
+    rf"WARNING:absl|WARNING:tensorflow|absl::|.*(?:{NOISE_TEXT}))"
+)
+"""A stderr line from TensorFlow/absl/CUDA start-up or tqdm, not from the study."""
+
+
+def _clean_stderr(text: str) -> str:
+    """``text`` without library log lines and progress-bar redraws (``\\r``-overwritten lines)."""
+    kept = []
+    for line in text.split("\n"):
+        if "\r" in line or NOISE_LINE.match(line):
+            continue
+        kept.append(line)
+    return "\n".join(kept) + ("\n" if kept else "")
+
+
+def clean_outputs(nb: Any) -> Any:
+    """Drop TensorFlow/absl log lines and tqdm blocks from a notebook's stderr outputs (in place)."""
+    for cell in nb.cells:
+        if cell.get("cell_type") != "code":
+            continue
+        outputs = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                out["text"] = _clean_stderr(out.get("text", ""))
+                if not out["text"].strip():
+                    continue
+            outputs.append(out)
+        cell["outputs"] = outputs
+    return nb
+
+
+def export_html(executed: Path, html: Path) -> None:
+    """Export an executed notebook to offline HTML atomically.
+
+    Saved figures are linked and the style sheet shared (``ctslib.report.pages``); nothing is loaded from a CDN
+    (the ``notebook`` template in ``TEMPLATES_DIR`` drops require.js, MathJax and Mermaid); stderr noise
+    from TensorFlow, absl and tqdm is removed; the page links back to ``index.html``.
+    """
+    from nbconvert import HTMLExporter
+
+    nb = clean_outputs(prepare_page(executed))  # saved figures linked, shared CSS written (ctslib.report.pages)
+    exporter = HTMLExporter(template_name="notebook", extra_template_basedirs=[str(TEMPLATES_DIR)])
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": executed.stem}})
+    write_text(html, body)

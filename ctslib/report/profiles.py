@@ -1,8 +1,10 @@
 """Profiles (smoke / default / paper) are data: YAML files injected as papermill parameters.
 
 ``profiles/<name>.yaml`` has a ``common`` block (parameters every notebook may take, e.g. SEED)
-and a ``stages`` block keyed by stage ("00" ... "06"). Notebooks never branch on a profile's name;
-they only see parameter values.
+and a ``stages`` block keyed by stage ("00" ... "06"). ``recipe: paper`` gives the model stages
+(04, 05) the paper's epochs, batch sizes and dropout from ``ctslib.severity.recipe`` (the one place
+they are written) under whatever the stage block sets itself. Notebooks never branch on a profile's
+name; they only see parameter values.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any
 import yaml
 
 from ctslib.common.errors import InputError
-from ctslib.common.paths import PROFILES_DIR, STAGES
+from ctslib.common.paths import MODEL_STAGES, PROFILES_DIR, STAGES
+from ctslib.severity.recipe import PAPER_RECIPE
 
 
 RUN_OPTIONS: dict[str, str] = {"DATA_DIR": "--data", "WORK_DIR": "--work", "REPORT_DIR": "--out",
@@ -82,6 +85,26 @@ class Profile:
         return replace(self, overrides={**self.overrides, **overrides}, declared=dict(declared))
 
 
+RECIPES: tuple[str, ...] = ("paper",)
+"""Values of a profile's ``recipe`` key."""
+
+
+def with_recipe(stages: dict[str, dict[str, Any]], recipe: str | None, *, file: Path) -> dict[str, dict[str, Any]]:
+    """``stages`` with the paper's recipe under the model stages' own values when ``recipe`` is "paper".
+
+    Raises:
+        InputError: ``recipe`` is neither None nor one of ``RECIPES``.
+    """
+    if recipe is None:
+        return stages
+    if recipe not in RECIPES:
+        raise InputError(f"recipe must be one of {list(RECIPES)}, got {recipe!r}", file=file, column="recipe")
+    out = dict(stages)
+    for plane, key in MODEL_STAGES.items():
+        out[key] = {**PAPER_RECIPE[plane].parameters(), **stages.get(key, {})}
+    return out
+
+
 def available_profiles() -> list[str]:
     """Names of the profiles shipped in ``profiles/``."""
     return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
@@ -107,5 +130,5 @@ def load_profile(name_or_path: str | Path) -> Profile:
         name=raw.get("name", path.stem),
         description=raw.get("description", ""),
         common=dict(raw.get("common") or {}),
-        stages=stages,
+        stages=with_recipe(stages, raw.get("recipe"), file=path),
     )

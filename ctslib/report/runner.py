@@ -13,11 +13,10 @@ import contextlib
 import datetime
 import json
 import os
-import re
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,9 +24,11 @@ from typing import Any
 import psutil
 
 from ctslib.common.errors import StageError
-from ctslib.common.io import sha256_file, sha256_json, sha256_tree, write_json, write_text
+from ctslib.common.io import sha256_file, sha256_json, sha256_tree, write_json
 from ctslib.common.machine import cpu_info, machine_line
 from ctslib.common.paths import NOTEBOOKS_DIR, PROJECT_ROOT, STAGES, USGRA_SEG_DIR, RunPaths
+from ctslib.report.kernel import run_notebook
+from ctslib.report.pages import export_html
 
 # Which earlier stages each stage reads (the data folder is read by every stage but 00).
 DEPENDS: dict[str, tuple[str, ...]] = {
@@ -270,86 +271,6 @@ def _report_files(paths: RunPaths) -> dict[str, tuple[int, int]]:
     return files
 
 
-TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
-
-KERNEL_ENV: dict[str, str] = {
-    "TF_CPP_MIN_LOG_LEVEL": "3",  # TensorFlow's C++ log: errors too (the CPU-only cuInit "error" is noise)
-    "GLOG_minloglevel": "3",  # glog-style C++ logging of XLA
-    "GRPC_VERBOSITY": "ERROR",
-    "TQDM_DISABLE": "1",  # progress bars belong in a terminal, not in a report
-}
-"""Environment of every notebook kernel: keeps library chatter out of the executed notebooks. Lines that
-TensorFlow writes before its logging starts ("before absl::InitializeLog()") ignore these settings;
-``export_html`` removes them from the pages."""
-
-NOISE_LINE = re.compile(
-    r"^\s*(?:[EWIF]\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl|"
-    r"WARNING:absl|WARNING:tensorflow|absl::|.*(?:cuInit|cuda_|cudart_stub|NodeDef|TqdmWarning|oneDNN custom operations|"
-    r"Unable to register cu|computation placer|TF-TRT|rebuild TensorFlow with the appropriate compiler flags|"
-    r"This TensorFlow binary is optimized))"
-)
-"""A stderr line from TensorFlow/absl/CUDA start-up or tqdm, not from the study."""
-
-
-def _clean_stderr(text: str) -> str:
-    """``text`` without library log lines and progress-bar redraws (``\\r``-overwritten lines)."""
-    kept = []
-    for line in text.split("\n"):
-        if "\r" in line or NOISE_LINE.match(line):
-            continue
-        kept.append(line)
-    return "\n".join(kept) + ("\n" if kept else "")
-
-
-def clean_outputs(nb: Any) -> Any:
-    """Drop TensorFlow/absl log lines and tqdm blocks from a notebook's stderr outputs (in place)."""
-    for cell in nb.cells:
-        if cell.get("cell_type") != "code":
-            continue
-        outputs = []
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "stream" and out.get("name") == "stderr":
-                out["text"] = _clean_stderr(out.get("text", ""))
-                if not out["text"].strip():
-                    continue
-            outputs.append(out)
-        cell["outputs"] = outputs
-    return nb
-
-
-def export_html(executed: Path, html: Path) -> None:
-    """Export an executed notebook to offline HTML atomically.
-
-    Saved figures are linked and the style sheet shared (``ctslib.report.pages``); nothing is loaded from a CDN
-    (the ``notebook`` template in ``ctslib/report/templates`` drops require.js, MathJax and Mermaid); stderr noise
-    from TensorFlow, absl and tqdm is removed; the page links back to ``index.html``.
-    """
-    from nbconvert import HTMLExporter
-
-    from ctslib.report.pages import prepare_page
-
-    nb = clean_outputs(prepare_page(executed))  # saved figures linked, shared CSS written (ctslib.report.pages)
-    exporter = HTMLExporter(template_name="notebook", extra_template_basedirs=[str(TEMPLATES_DIR)])
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": executed.stem}})
-    write_text(html, body)
-
-
-@contextlib.contextmanager
-def kernel_environment(extra: dict[str, str] | None = None) -> Iterator[None]:
-    """Set ``KERNEL_ENV`` (plus ``extra``) for kernels started inside the block; restore afterwards."""
-    wanted = {**KERNEL_ENV, **(extra or {})}
-    before = {k: os.environ.get(k) for k in wanted}
-    os.environ.update(wanted)
-    try:
-        yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def execute_stage(
     key: str,
     params: dict[str, Any],
@@ -363,8 +284,6 @@ def execute_stage(
     Returns (seconds, peak kernel memory in MiB, report files the stage wrote). Raises papermill's
     ``PapermillExecutionError`` when a cell fails; the executed notebook then holds the traceback.
     """
-    import papermill as pm
-
     notebook = NOTEBOOKS_DIR / STAGES[key]
     executed = paths.report / notebook.name
     stage_dir = paths.stage_dir(key)
@@ -374,16 +293,9 @@ def execute_stage(
     paths.report.mkdir(parents=True, exist_ok=True)
     before = _report_files(paths)
     start = time.perf_counter()
-    with kernel_environment(), PeakMemory() as memory:
-        pm.execute_notebook(
-            str(notebook),
-            str(executed),
-            parameters=params,
-            kernel_name=kernel,
-            cwd=str(kernel_folder(paths) if kernel_folder(paths).is_dir() else NOTEBOOKS_DIR),
-            progress_bar=progress,
-            request_save_on_cell_execute=True,
-        )
+    with PeakMemory() as memory:
+        run_notebook(notebook, executed, params, kernel=kernel, progress=progress,
+                     cwd=kernel_folder(paths) if kernel_folder(paths).is_dir() else NOTEBOOKS_DIR)
     seconds = round(time.perf_counter() - start, 1)
     after = _report_files(paths)
     written = sorted(name for name, sig in after.items() if before.get(name) != sig)

@@ -1,8 +1,8 @@
 """The two published severity CNNs (transverse and longitudinal), built exactly as the paper lists them.
 
-The paper states layer types, filter counts, kernel size, activations, the transverse model's
-``he_normal`` initialiser, the dropout rate and the 4-way softmax. It is silent on the rest; our
-choices below are Keras defaults (what code that does not mention them gets), each a parameter:
+The paper's numbers (filters, dense units, kernel size, BatchNormalization, the transverse model's
+``he_normal`` initialiser, dropout) come from ``ctslib.severity.recipe``. The paper is silent on the
+rest; our choices below are Keras defaults (what code that does not mention them gets), each a parameter:
 
 * ``padding="valid"`` for every convolution (Keras default);
 * ``pool_size=2`` for every max-pooling layer (Keras default, stride = pool size);
@@ -26,9 +26,11 @@ import keras
 from keras import layers
 
 from ctslib import GRADES
+from ctslib.severity.recipe import DROPOUT, KERNEL_SIZE, PAPER_RECIPE, PaperRecipe
 
 N_CLASSES = len(GRADES)
-DROPOUT = 0.6  # the paper's rate after every hidden dense layer
+KERAS_INITIALIZER = "glorot_uniform"
+"""Keras' default convolution initialiser: ours where the paper names none."""
 
 
 def dropout_rates(dropout: float | Sequence[float], n_layers: int) -> list[float]:
@@ -54,7 +56,7 @@ def conv_classifier(
     kernel_initializer: str,
     padding: str = "valid",
     pool_size: int = 2,
-    kernel_size: int = 3,
+    kernel_size: int = KERNEL_SIZE,
     dropout: float | Sequence[float] = DROPOUT,
     name: str = "cnn",
 ) -> keras.Model:
@@ -84,32 +86,37 @@ def conv_classifier(
     return keras.Model(inputs, outputs, name=name)
 
 
+def recipe_model(input_size: int, recipe: PaperRecipe, *, padding: str, pool_size: int, kernel_initializer: str,
+                 dropout: float | Sequence[float], name: str) -> keras.Model:
+    """``conv_classifier`` with a published ``recipe``'s layers."""
+    return conv_classifier(
+        input_size, conv_filters=recipe.conv_filters, dense_units=recipe.dense_units, batch_norm=recipe.batch_norm,
+        kernel_initializer=kernel_initializer, padding=padding, pool_size=pool_size, dropout=dropout, name=name,
+    )
+
+
 def transverse_model(
     input_size: int,
     *,
     padding: str = "valid",
     pool_size: int = 2,
-    kernel_initializer: str = "he_normal",
+    kernel_initializer: str = PAPER_RECIPE["transverse"].kernel_initializer or KERAS_INITIALIZER,
     dropout: float | Sequence[float] = DROPOUT,
 ) -> keras.Model:
-    """The paper's transverse-plane CNN.
+    """The paper's transverse-plane CNN (``PAPER_RECIPE["transverse"]``).
 
-    Conv 16, 32, 64 filters (3x3, ReLU, ``he_normal``), each followed by BatchNormalization and
-    max-pooling; Flatten; Dense 256, 72, 16 (ReLU), each followed by Dropout 0.6; Dense 4 softmax.
+    Three convolutions (ReLU, ``he_normal``), each followed by BatchNormalization and max-pooling;
+    Flatten; three hidden dense layers (ReLU), each followed by dropout; Dense 4 softmax.
 
     Args:
         input_size: side of the square grayscale crop (pixels); input shape is (size, size, 1).
         padding: convolution padding; the paper is silent, Keras default "valid".
         pool_size: max-pooling window and stride; the paper is silent, Keras default 2.
-        kernel_initializer: convolution initialiser; the paper says he_normal.
-        dropout: rate after each hidden dense layer (one number, or one per layer: 256, 72, 16);
-            the paper says 0.6.
+        kernel_initializer: convolution initialiser; the paper's by default.
+        dropout: rate after each hidden dense layer (one number, or one per layer); the paper's by default.
     """
-    return conv_classifier(
-        input_size, conv_filters=(16, 32, 64), dense_units=(256, 72, 16), batch_norm=True,
-        kernel_initializer=kernel_initializer, padding=padding, pool_size=pool_size,
-        dropout=dropout, name="transverse_cnn",
-    )
+    return recipe_model(input_size, PAPER_RECIPE["transverse"], padding=padding, pool_size=pool_size,
+                        kernel_initializer=kernel_initializer, dropout=dropout, name="transverse_cnn")
 
 
 def longitudinal_model(
@@ -117,13 +124,13 @@ def longitudinal_model(
     *,
     padding: str = "valid",
     pool_size: int = 2,
-    kernel_initializer: str = "glorot_uniform",
+    kernel_initializer: str = PAPER_RECIPE["longitudinal"].kernel_initializer or KERAS_INITIALIZER,
     dropout: float | Sequence[float] = DROPOUT,
 ) -> keras.Model:
-    """The paper's longitudinal-plane CNN.
+    """The paper's longitudinal-plane CNN (``PAPER_RECIPE["longitudinal"]``).
 
-    Conv 16, 32 filters (3x3, ReLU), each followed by max-pooling; Flatten; Dense 256 (ReLU) +
-    Dropout 0.6; Dense 4 softmax. No BatchNormalization (the paper lists none for this model).
+    Two convolutions (ReLU), each followed by max-pooling; Flatten; one hidden dense layer (ReLU) +
+    dropout; Dense 4 softmax. No BatchNormalization (the paper lists none for this model).
 
     Args:
         input_size: side of the square grayscale crop (pixels); input shape is (size, size, 1).
@@ -131,13 +138,10 @@ def longitudinal_model(
         pool_size: max-pooling window and stride; the paper is silent, Keras default 2.
         kernel_initializer: convolution initialiser; the paper is silent for this model, so the
             Keras default "glorot_uniform" (set "he_normal" to match the transverse model).
-        dropout: rate after the hidden dense layer; the paper says 0.6.
+        dropout: rate after the hidden dense layer; the paper's by default.
     """
-    return conv_classifier(
-        input_size, conv_filters=(16, 32), dense_units=(256,), batch_norm=False,
-        kernel_initializer=kernel_initializer, padding=padding, pool_size=pool_size,
-        dropout=dropout, name="longitudinal_cnn",
-    )
+    return recipe_model(input_size, PAPER_RECIPE["longitudinal"], padding=padding, pool_size=pool_size,
+                        kernel_initializer=kernel_initializer, dropout=dropout, name="longitudinal_cnn")
 
 
 def parameter_count(model: keras.Model) -> int:
@@ -147,12 +151,6 @@ def parameter_count(model: keras.Model) -> int:
 
 MODEL_BUILDERS = {"transverse": transverse_model, "longitudinal": longitudinal_model}
 """Plane -> model builder; the notebooks pick the builder by plane, never duplicate the layers."""
-
-PAPER_BATCH_SIZE = {"transverse": 30, "longitudinal": 20}
-"""The paper's batch sizes."""
-
-PAPER_EPOCHS = {"transverse": 500, "longitudinal": 400}
-"""The paper's epoch counts."""
 
 
 def build_model(plane: str, input_size: int, **options) -> keras.Model:

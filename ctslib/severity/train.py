@@ -32,7 +32,7 @@ import pandas as pd
 from ctslib import GRADES
 from ctslib.severity.inputs import make_dataset
 from ctslib.common.errors import StageError
-from ctslib.common.handoff import PREDICTION_COLUMNS, PROB_COLUMNS  # noqa: F401  (one definition, re-exported)
+from ctslib.common.handoff import PROB_COLUMNS
 from ctslib.common.io import atomic_path
 from ctslib.severity.models import build_model
 from ctslib.severity.speed import FastPath, accelerate, fast_path, stock_layers
