@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/hardware.
 
 import hardware  # noqa: E402
 from ctslib.report.profiles import load_profile  # noqa: E402
-from ctslib.synth import SynthConfig  # noqa: E402
+from ctslib.synth.config import SynthConfig  # noqa: E402
 from ctslib.synth.dataset import PARALLEL_MIN_FRAMES, generate  # noqa: E402
 
 

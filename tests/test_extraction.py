@@ -22,7 +22,8 @@ from ctslib.frames.funnel import read_truth_frames
 from ctslib.frames.extraction import ExtractionSettings, extract_frames, probe_videos
 from ctslib.common.parallel import ordered_map
 from ctslib.common.paths import DataLayout, RunPaths
-from ctslib.synth import SynthConfig, ensure_dataset
+from ctslib.synth.config import SynthConfig
+from ctslib.synth.dataset import ensure_dataset
 from ctslib.frames.jobs import VideoJob
 
 TINY = SynthConfig(seed=11, n_participants=4, grade_counts=(2, 2, 2, 2), duration_s=3.0, source_fps=10.0,

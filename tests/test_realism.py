@@ -8,7 +8,9 @@ import pytest
 
 from conftest import requires_usgra
 from ctslib.common.paths import USGRA_SEG_DIR
-from ctslib.synth import SynthConfig, ensure_dataset, realism
+from ctslib.synth import realism
+from ctslib.synth.config import SynthConfig
+from ctslib.synth.dataset import ensure_dataset
 
 TINY = SynthConfig(seed=13, n_participants=4, grade_counts=(2, 2, 2, 2), duration_s=3.0, source_fps=10.0,
                    frame_size=96, workers=1)

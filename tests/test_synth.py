@@ -15,7 +15,8 @@ from ctslib import GRADES, PLANES
 from ctslib.common.errors import InputError
 from ctslib.common.paths import DataLayout, video_stem
 from ctslib.common.seed import rng
-from ctslib.synth import SynthConfig, ensure_dataset
+from ctslib.synth.config import SynthConfig
+from ctslib.synth.dataset import ensure_dataset
 from ctslib.synth import dataset
 from ctslib.synth.dataset import CONFIG_FILE
 from ctslib.synth.summary import csa_by_grade, extracted, mask_csa, read_truth

@@ -140,33 +140,57 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def ray_cluster(monkeypatch):
-    """A 2-CPU Ray head started with ``ray start --block`` (stopped by signalling that process only)."""
+HEAD_START_ATTEMPTS = 3
+"""A loaded machine can make a Ray head miss its own 30 s start-up wait ("The current node timed out
+during startup ... the GCS has become overloaded"); a fresh head on a fresh port is tried again."""
+
+
+def _stop(head: subprocess.Popen) -> None:
+    head.send_signal(signal.SIGTERM)  # `ray start --block` stops the processes it started
+    try:
+        head.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(head.pid, signal.SIGKILL)  # the session this fixture created, nothing else
+        head.wait()
+
+
+def _start_head(env: dict[str, str], wait_s: float = 90) -> tuple[subprocess.Popen | None, int, str]:
+    """A 2-CPU Ray head on a free port: ``(process, port, "")``, or ``(None, port, its output)`` if it failed."""
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env["RAY_USAGE_STATS_ENABLED"] = "0"
     head = subprocess.Popen(
         [str(Path(sys.executable).with_name("ray")), "start", "--head", "--num-cpus", "2", "--port", str(port),
          "--include-dashboard=false", "--disable-usage-stats", "--block"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(head.stdout), daemon=True).start()
+    deadline = time.monotonic() + wait_s
+    while not any("Ray runtime started" in line for line in lines):
+        if head.poll() is not None or time.monotonic() > deadline:
+            if head.poll() is None:
+                _stop(head)
+            return None, port, "".join(lines)[-3000:]
+        time.sleep(0.2)
+    return head, port, ""
+
+
+@pytest.fixture
+def ray_cluster(monkeypatch):
+    """A 2-CPU Ray head started with ``ray start --block`` (stopped by signalling that process only)."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["RAY_USAGE_STATS_ENABLED"] = "0"
+    failures: list[str] = []
+    for _ in range(HEAD_START_ATTEMPTS):
+        head, port, output = _start_head(env)
+        if head is not None:
+            break
+        failures.append(output)
+    else:
+        pytest.fail(f"ray start failed {HEAD_START_ATTEMPTS} times; last output:\n" + failures[-1])
     try:
-        deadline = time.monotonic() + 60
-        while not any("Ray runtime started" in line for line in lines):
-            if head.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("ray start failed:\n" + "".join(lines)[-3000:])
-            time.sleep(0.2)
         monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
         yield port
     finally:
-        head.send_signal(signal.SIGTERM)  # `ray start --block` stops the processes it started
-        try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)  # the session this fixture created, nothing else
-            head.wait()
+        _stop(head)
 
 
 @needs_ray

@@ -63,7 +63,7 @@ class Recipe:
     base_filters: int = 16
     max_filters: int = 96
     stem_stride: int = 2               # U-Net on a half-resolution stem + thin full-resolution branch
-    epochs: int = 100                  # 60 until 2026-12-02: validation Dice 0.701 (epoch 49) vs 0.725 (epoch 59 of 100)
+    epochs: int = 100                  # validation Dice still rose after epoch 60 (benchmarks/README.md)
     batch_size: int = 16
     learning_rate: float = 2e-3
     min_learning_rate: float = 4e-5
@@ -158,7 +158,8 @@ def synthetic_frames(seed: int, n_participants: int, duration_s: float, folder: 
     Columns: video, plane, wrist_id, bad_reason, image (uint8 HxW), mask (uint8 HxW 0/1).
     ``good_only`` drops the generator's bad frames (blur, dropout, misaligned, frozen).
     """
-    from ctslib.synth import SynthConfig, ensure_dataset
+    from ctslib.synth.config import SynthConfig
+    from ctslib.synth.dataset import ensure_dataset
 
     n_wrists = int(round(1.5 * n_participants))
     counts = [n_wrists // 4 + (1 if k < n_wrists % 4 else 0) for k in range(4)]

@@ -1,6 +1,6 @@
 """Synthetic default dataset: a simulated study cohort with B-mode videos and nerve masks.
 
-``ensure_dataset(out_dir, SynthConfig(...))`` writes (or reuses) a data folder in exactly the input
+``dataset.ensure_dataset(out_dir, config.SynthConfig(...))`` writes (or reuses) a data folder in exactly the input
 layout of docs/pipeline.md, plus the generator's ground truth under ``truth/``. Modules:
 
 * ``config``   the frozen ``SynthConfig`` (stored as ``synth_config.json`` beside the data);
@@ -9,12 +9,10 @@ layout of docs/pipeline.md, plus the generator's ground truth under ``truth/``. 
 * ``bmode``    the convolutional speckle model that turns tissue maps into 8-bit frames;
 * ``video``    probe motion, runs of bad frames, rendering and writing of one video;
 * ``dataset``  the whole folder: cohort, videos, masks, acquisition.json, truth/;
-* ``summary``  tables and a montage read back from ``truth/`` (never a pipeline input).
+* ``summary``  tables and a montage read back from ``truth/`` (never a pipeline input);
+* ``realism``  how close synthetic frames are to real ultrasound (image statistics, a domain classifier).
 
 These data validate the pipeline only; they say nothing about the clinical claim.
 """
 
-from ctslib.synth.config import BAD_REASONS, GENERATOR_VERSION, SynthConfig
-from ctslib.synth.dataset import ensure_dataset, is_current
-
-__all__ = ["BAD_REASONS", "GENERATOR_VERSION", "SynthConfig", "ensure_dataset", "is_current"]
+__all__ = ["anatomy", "bmode", "cohort", "config", "dataset", "realism", "summary", "video"]

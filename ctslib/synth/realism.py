@@ -16,6 +16,9 @@ resized to one square working size, as stage 02 resizes every frame: the statist
 what the pipeline's models see. ``realism_table`` pools them per domain; ``domain_auc`` trains a
 logistic regression to tell the domains apart from per-image features, with cross-validation
 grouped by source (a synthetic participant, a real image).
+
+One concern, kept whole: the statistics, the classifier and the two readers all work on one
+``FrameSet`` and one ``Geometry``, and the page reads top to bottom as the measurement in docs/realism.md.
 """
 
 from __future__ import annotations
