@@ -30,6 +30,7 @@ import sys
 from collections.abc import Sequence
 
 from ctslib import PLANES
+from ctslib.common.display import SYNTHETIC_CAVEAT
 from ctslib.common.paths import DataLayout, canonical_stem, data_layout
 from ctslib.data.acquisition import VideoSettings
 from ctslib.data.checks import SEVERITIES, DataCheck, Problem, check_acquisition, check_cohort, check_overrides, \
