@@ -1,6 +1,6 @@
 """ctslib: the thin, typed library behind the CTS ultrasound severity study notebooks.
 
-One module per concern (see README "Library map"); the study's decisions (NCS limits, split
+One subpackage per stage of the study (docs/architecture.md); the study's decisions (NCS limits, split
 policy, hyper-parameters) are read in the notebooks, the reusable code lives here.
 """
 
