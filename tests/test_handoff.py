@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 
 import cv2
@@ -62,7 +63,7 @@ def test_acquisition_json_is_opened_by_its_reader_only():
                                                      "ctslib/synth/dataset.py"}
     callers = {name for name, text in {**sources, **notebooks}.items() if "read_acquisition(" in text}
     assert {"ctslib/frames/stage.py", "ctslib/severity/stage.py", "ctslib/report/index.py", "ctslib/data/checks.py",
-            "notebooks/01_cohort_ncs_labelling.ipynb", "notebooks/06_evaluation.ipynb"} <= callers
+            "ctslib/nerve/stage.py", "ctslib/evaluate/stage.py", "notebooks/01_cohort_ncs_labelling.ipynb"} <= callers
     for name, text in {**sources, **notebooks}.items():  # no wrapper, no second name, no re-export
         if name != "ctslib/data/acquisition.py":
             assert "def read_acquisition" not in text and "read_acquisition as" not in text, name
@@ -83,8 +84,11 @@ def test_bad_text_bands_in_acquisition_json_name_the_key(tmp_path, bands):
 
 
 def test_prediction_columns_are_defined_once():
-    from ctslib.severity import train
-    assert train.PREDICTION_COLUMNS is handoff.PREDICTION_COLUMNS
+    from ctslib.common.paths import PROJECT_ROOT
+
+    defining = sorted(p.relative_to(PROJECT_ROOT).as_posix() for p in (PROJECT_ROOT / "ctslib").rglob("*.py")
+                      if re.search(r"^(PREDICTION_COLUMNS|PROB_COLUMNS)\b[^=]*=", p.read_text(encoding="utf-8"), re.M))
+    assert defining == ["ctslib/common/handoff.py"]
     assert handoff.PREDICTION_COLUMNS[-4:] == ("p_normal", "p_mild", "p_moderate", "p_severe")
 
 
