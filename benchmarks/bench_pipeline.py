@@ -4,6 +4,11 @@
     python benchmarks/bench_pipeline.py                 # smoke, into a temporary folder
     python benchmarks/bench_pipeline.py --profile default
     python benchmarks/bench_pipeline.py --report reports/default   # just print an existing run's figures
+    python benchmarks/bench_pipeline.py --compare OLD/reports/default NEW/reports/default
+
+``--compare`` sets two runs side by side, stage by stage, as the ratio old / new (above 1: the new run
+is faster), and refuses to call it a speed-up when the two ran on different machines: a ratio means
+something only for runs on one machine, best alternated (benchmarks/README.md).
 
 Runs ``run_all.py --force`` (every stage re-executed; the synthetic dataset is regenerated only when
 ``--fresh-data`` is given), then prints the per-stage table that run_all recorded in the report's
@@ -48,6 +53,39 @@ def print_manifest(report: Path, wall_s: float | None = None, peak_mb: float | N
         print(f"end-to-end wall time {wall_s:.1f} s ({wall_s / 60:.1f} min); peak memory of the whole run {peak_mb:.0f} MiB")
 
 
+def stage_seconds(manifest: dict) -> dict[str, tuple[str, float, str]]:
+    """Per stage key: (notebook stem, seconds, machine line) of a run's manifest."""
+    latest = machine_line(manifest.get("cpu", {}))
+    return {key: (Path(stage["notebook"]).stem, float(stage["seconds"]), stage.get("machine") or latest)
+            for key, stage in sorted(manifest["stages"].items())}
+
+
+def compare_manifests(old: dict, new: dict) -> list[str]:
+    """Lines of a stage-by-stage table of two runs: seconds of each, ratio old / new, and the machines.
+
+    The whole run's ratio uses ``wall_seconds`` when both manifests have it (it holds the start-up
+    between stages), else the sum of the stages. A stage one run lacks is listed with a dash.
+    """
+    a, b = stage_seconds(old), stage_seconds(new)
+    machines = {m for _, _, m in (*a.values(), *b.values())}
+    lines = [f"{'stage':<28}{'old s':>9}{'new s':>9}{'old/new':>9}"]
+    for key in sorted(set(a) | set(b)):
+        name = (a.get(key) or b.get(key))[0]
+        sa, sb = (a[key][1] if key in a else None), (b[key][1] if key in b else None)
+        ratio = f"{sa / sb:.2f}" if sa and sb else "-"
+        lines.append(f"{name:<28}{sa if sa is not None else '-':>9}{sb if sb is not None else '-':>9}{ratio:>9}")
+    if "wall_seconds" in old and "wall_seconds" in new:
+        wa, wb, label = float(old["wall_seconds"]), float(new["wall_seconds"]), "wall_seconds"
+    else:
+        wa, wb, label = sum(s for _, s, _ in a.values()), sum(s for _, s, _ in b.values()), "sum of stages"
+    lines.append(f"{label:<28}{wa:>9.1f}{wb:>9.1f}{wa / wb:>9.2f}")
+    if len(machines) == 1:
+        lines.append(f"both runs on: {machines.pop()}")
+    else:
+        lines.append("NOT COMPARABLE as a speed-up: the stages ran on different machines: " + "; ".join(sorted(machines)))
+    return lines
+
+
 def run_profile(profile: str, fresh_data: bool) -> None:
     if fresh_data:
         shutil.rmtree(PROJECT / "data" / "synthetic" / profile, ignore_errors=True)
@@ -76,7 +114,13 @@ def main() -> None:
     parser.add_argument("--profile", nargs="+", default=["smoke"])
     parser.add_argument("--fresh-data", action="store_true", help="regenerate the synthetic dataset too")
     parser.add_argument("--report", type=Path, help="only print the figures of an existing report folder")
+    parser.add_argument("--compare", type=Path, nargs=2, metavar=("OLD", "NEW"),
+                        help="two report folders: stage times side by side and their ratio")
     args = parser.parse_args()
+    if args.compare:
+        old, new = (json.loads((folder / "manifest.json").read_text()) for folder in args.compare)
+        print("\n".join(compare_manifests(old, new)))
+        return
     if args.report:
         print_manifest(args.report)
         return

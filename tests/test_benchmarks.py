@@ -80,3 +80,22 @@ def test_bench_pipeline_names_the_machine_of_every_stage_time(tmp_path, capsys):
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line[:2].isdigit()}
     assert rows["00_a"].endswith("same") and rows["01_b"].endswith("AMD EPYC (CPU family 26), 2 cores, AVX-512")
     assert "not recorded" in rows["02_c"]
+
+
+def test_bench_pipeline_compares_two_runs_stage_by_stage_and_refuses_mixed_machines():
+    import bench_pipeline
+
+    zen4 = {"model": "AMD EPYC", "family": "25", "usable_cores": 2, "isa": {"avx2": True, "avx512f": True}}
+    line = machine_line(zen4)
+
+    def manifest(seconds: dict[str, float], wall: float, machine: str = line) -> dict:
+        return {"cpu": zen4, "wall_seconds": wall, "stages": {
+            key: {"notebook": f"{key}_stage.ipynb", "seconds": s, "machine": machine} for key, s in seconds.items()}}
+
+    old, new = manifest({"00": 40.0, "03": 300.0}, 360.0), manifest({"00": 40.0, "03": 100.0}, 150.0)
+    out = bench_pipeline.compare_manifests(old, new)
+    rows = {row.split()[0]: row.split() for row in out}
+    assert rows["03_stage"][-1] == "3.00" and rows["00_stage"][-1] == "1.00"
+    assert rows["wall_seconds"][-1] == "2.40" and out[-1] == f"both runs on: {line}"
+    elsewhere = manifest({"00": 40.0, "03": 100.0}, 150.0, machine="AMD EPYC (CPU family 23), 2 cores, AVX2 (no AVX-512)")
+    assert bench_pipeline.compare_manifests(old, elsewhere)[-1].startswith("NOT COMPARABLE")

@@ -66,3 +66,25 @@ def test_atomic_outputs_follow_the_umask(tmp_path) -> None:
     os.umask(mask)
     path = write_csv(pd.DataFrame({"a": [1]}), tmp_path / "x.csv")
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_every_stage_object_records_and_warns_under_its_own_key(tmp_path, capsys):
+    from ctslib.common.paths import RunPaths
+    from ctslib.evaluate.stage import EvaluationStage
+    from ctslib.frames.stage import FrameStage
+    from ctslib.nerve.stage import NerveStage
+    from ctslib.severity.stage import ModelStage
+
+    paths = RunPaths(tmp_path / "work", tmp_path / "report")
+    (tmp_path / "report").mkdir()
+    stages = {"02": FrameStage(paths, None, None), "03": NerveStage(paths, None, "synthetic"),
+              "05": ModelStage("longitudinal", paths, "synthetic", "CPU"),
+              "06": EvaluationStage(paths, tmp_path, None, 0, 10, 0.95)}
+    for key, stage in stages.items():
+        stage.record("n_things", int(key))
+        stage.warn(f"stage {key} saw something")
+    for key in stages:
+        assert read_records(paths.records(key)) == {"n_things": int(key)}
+    warned = json.loads((tmp_path / "report" / "warnings.json").read_text())
+    assert warned == {key: [f"stage {key} saw something"] for key in stages}
+    assert "WARNING (stage 05): stage 05 saw something" in capsys.readouterr().out

@@ -237,6 +237,25 @@ def warn_report(stage: str, message: str, report_dir: str | Path, *, show: bool 
     return message
 
 
+class StageNotes:
+    """What every stage object says to the report: its headline numbers and its warnings.
+
+    A stage's dataclass inherits this and provides ``key`` (the stage key, "02" ... "06") and
+    ``paths`` (its ``RunPaths``), so recording and warning are written once for all stages.
+    """
+
+    key: str
+    paths: Any
+
+    def record(self, name: str, value: Any) -> Any:
+        """Record a headline number in this stage's ``record.json``."""
+        return record(name, value, self.paths.records(self.key))
+
+    def warn(self, message: str) -> None:
+        """Put a warning on the report index (and print it)."""
+        warn_report(self.key, message, self.paths.report)
+
+
 def clear_report_warnings(stage: str, report_dir: str | Path) -> None:
     """Forget the warnings a stage recorded earlier (call at the start of the stage)."""
     path = Path(report_dir) / "warnings.json"

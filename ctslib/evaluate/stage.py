@@ -15,14 +15,14 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
 from ctslib import PLANES
 from ctslib.common.display import source_subtitle
 from ctslib.common.errors import StageError
-from ctslib.common.io import clear_report_warnings, record, save_figure, warn_report, write_table
+from ctslib.common.io import StageNotes, clear_report_warnings, save_figure, write_table
 from ctslib.common.paths import RunPaths
 from ctslib.common.seed import set_determinism
 from ctslib.data.acquisition import Acquisition, read_acquisition
@@ -49,9 +49,10 @@ STATUS_STYLE: dict[str, str] = {sanity.FAIL: "color:#b00020;font-weight:bold",
 
 
 @dataclass(frozen=True)
-class EvaluationStage:
+class EvaluationStage(StageNotes):
     """Stage 06's folders, data source and the bootstrap settings every metric uses."""
 
+    key: ClassVar[str] = "06"
     paths: RunPaths
     data_dir: Path
     acquisition: Acquisition
@@ -77,10 +78,6 @@ class EvaluationStage:
     def evaluate(self, tables: dict[str, pd.DataFrame], splits: list[str], level: str) -> pd.DataFrame:
         """Every metric with this stage's participant-bootstrap intervals (``tables.evaluate``)."""
         return evaluate(tables, splits, level=level, n_boot=self.n_boot, seed=self.seed, ci=self.ci)
-
-    def record(self, name: str, value: Any) -> Any:
-        """Record a headline number in this stage's ``record.json``."""
-        return record(name, value, self.paths.records("06"))
 
 
 @dataclass(frozen=True)
@@ -166,7 +163,7 @@ def sanity_flags(stage: EvaluationStage, inputs: Inputs, frame_metrics: pd.DataF
                               accuracy_intervals=sanity.accuracy_intervals(frame_metrics))
     overview = sanity.flag_overview(flags)
     for message in sanity.failure_messages(flags):
-        warn_report("06", message, stage.paths.report)
+        stage.warn(message)
     write_table(flags, "sanity_flags", stage.paths.tables, floatfmt=".3f",
                 caption="Sanity flags per model, split and check (failed = True: the check failed; value vs limit).")
     write_table(overview, "sanity_overview", stage.paths.tables, caption="Sanity flags: one line per model and split.")

@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
 from ctslib import PLANES
 from ctslib.common.display import SYNTHETIC_NOTE, title_figure
-from ctslib.common.io import clear_report_warnings, record, save_figure, warn_report, write_table
+from ctslib.common.io import StageNotes, clear_report_warnings, save_figure, write_table
 from ctslib.common.paths import DataLayout, RunPaths, canonical_stem, data_layout
 from ctslib.common.seed import set_determinism
 from ctslib.data.accept_list import match_accept_list, read_accept_list
@@ -35,20 +35,13 @@ KEY = "02"
 
 
 @dataclass(frozen=True)
-class FrameStage:
+class FrameStage(StageNotes):
     """Stage 02's folders and data source, which every later verb uses."""
 
+    key: ClassVar[str] = KEY
     paths: RunPaths
     layout: DataLayout
     acquisition: Acquisition
-
-    def record(self, name: str, value: Any) -> Any:
-        """Record a headline number in this stage's ``record.json``."""
-        return record(name, value, self.paths.records(KEY))
-
-    def warn(self, warning: str) -> None:
-        """Put a warning on the report index."""
-        warn_report(KEY, warning, self.paths.report)
 
 
 def open_stage(data_dir: str | Path, work_dir: str | Path, report_dir: str | Path, *, seed: int) -> FrameStage:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
 from ctslib import PLANES
 from ctslib.common.display import figure_title
-from ctslib.common.io import clear_report_warnings, record, save_figure, warn_report, write_csv, write_table
+from ctslib.common.io import StageNotes, clear_report_warnings, save_figure, write_csv, write_table
 from ctslib.common.paths import USGRA_SEG_DIR, DataLayout, RunPaths, data_layout
 from ctslib.common.seed import set_determinism
 from ctslib.data.acquisition import read_acquisition
@@ -45,20 +45,13 @@ SELECTION_RECORDS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
-class NerveStage:
+class NerveStage(StageNotes):
     """Stage 03's folders and data source, which every later verb uses."""
 
+    key: ClassVar[str] = KEY
     paths: RunPaths
     layout: DataLayout
     source: str
-
-    def record(self, name: str, value: Any) -> Any:
-        """Record a headline number in this stage's ``record.json``."""
-        return record(name, value, self.paths.records(KEY))
-
-    def warn(self, message: str) -> None:
-        """Put a warning on the report index (and print it)."""
-        warn_report(KEY, message, self.paths.report)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import pandas as pd
 from ctslib import GRADES, PLANES
 from ctslib.severity.inputs import read_crops
 from ctslib.common.display import SYNTHETIC_NOTE, source_subtitle
-from ctslib.common.io import record, save_figure, write_table
+from ctslib.common.io import StageNotes, save_figure, write_table
 from ctslib.common.paths import RunPaths, data_layout
 from ctslib.data.acquisition import read_acquisition
 from ctslib.common.seed import set_determinism
@@ -32,7 +32,7 @@ FIGURES: dict[str, str] = {"transverse": "figure2", "longitudinal": "figure3"}
 """The paper's figure of each plane's training curves."""
 
 @dataclass(frozen=True)
-class ModelStage:
+class ModelStage(StageNotes):
     """One model stage's plane, folders and facts that every later cell uses."""
 
     plane: str
@@ -54,10 +54,6 @@ class ModelStage:
     def subtitle(self) -> str | None:
         """Subtitle of every figure: says when the data are synthetic."""
         return source_subtitle(self.source)
-
-    def record(self, name: str, value: Any) -> Any:
-        """Record a headline number in this stage's ``record.json``."""
-        return record(name, value, self.paths.records(self.key))
 
 
 def open_stage(plane: str, data_dir: str | Path, work_dir: str | Path, report_dir: str | Path, *, seed: int) -> ModelStage:
