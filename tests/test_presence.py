@@ -170,6 +170,46 @@ def test_run_presence_check_counts_held_out_frames_only():
     assert held.loc[("all", "presence score"), "n_positive"] == 2 and held.loc[("all", "presence score"), "recall"] == 0.5
 
 
+class CountingModel:
+    """A segmenter that counts its forward passes (``predict_on_batch`` calls)."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, 0
+
+    def predict_on_batch(self, x):
+        self.calls += 1
+        return self.model.predict_on_batch(x)
+
+
+def test_the_shipped_weights_score_presence_and_segment_in_one_pass_with_the_same_crops(tmp_path):
+    from ctslib.nerve import pretrained
+
+    scorer = presence.load_presence()
+    model, card = pretrained.load_shipped(pretrained.SHIPPED_WEIGHTS)
+    assert scorer.uses_weights_of(model)
+    frames, frames_dir, masks_dir = write_tiny_layout(tmp_path)
+    common = dict(input_size=card["input_size"], crop_size=24, min_area_mm2=0.2, flip_tta=True, masks_dir=masks_dir,
+                  progress=False, presence_threshold=scorer.threshold)
+    tables, passes = {}, {}
+    for way, scoring in {"two passes": dict(presence_scorer=scorer.scores),
+                         "shared": dict(shared_pass=scorer.scores_and_probabilities)}.items():
+        counted = CountingModel(model)
+        work = tmp_path / way
+        tables[way] = crop.crop_frames(frames, frames_dir, work / "crops", counted, work_root=work, **common, **scoring)
+        passes[way] = counted.calls
+    pd.testing.assert_frame_equal(tables["two passes"], tables["shared"])
+    assert tables["shared"]["presence_score"].notna().all()
+    assert passes == {"two passes": 2, "shared": 1}  # one batch: the mirrored pass is all that is left
+    with pytest.raises(ValueError, match="not both"):
+        crop.crop_frames(frames, frames_dir, tmp_path / "x", model, **common, presence_scorer=scorer.scores,
+                         shared_pass=scorer.scores_and_probabilities)
+
+    tuned = [w.copy() for w in model.get_weights()]
+    tuned[0] = tuned[0] + np.float32(1e-3)  # a fine-tuned copy: presence must keep its own pass
+    model.set_weights(tuned)
+    assert not scorer.uses_weights_of(model)
+
+
 # -- the shipped calibration ---------------------------------------------------------------------
 
 

@@ -191,6 +191,7 @@ def crop_frames(
     progress: bool = True,
     presence_scorer: Callable[[Sequence[np.ndarray]], np.ndarray] | None = None,
     presence_threshold: float | None = None,
+    shared_pass: Callable[[Sequence[np.ndarray]], tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> pd.DataFrame:
     """Segment every frame of ``frames``, cut nerve-centred crops, and return crops.csv.
 
@@ -201,14 +202,19 @@ def crop_frames(
     instead of the largest (``ctslib.nerve.hints.read_nerve_hints``). True masks (``masks_dir/<frame_id>.png``,
     where ``has_mask``) are used only for the centre check. ``presence_scorer`` maps a batch of
     frames to presence scores (``ctslib.nerve.presence.Presence.scores``); with ``presence_threshold``
-    frames scoring below it get no crop (``reason="low_presence"``).
+    frames scoring below it get no crop (``reason="low_presence"``). ``shared_pass`` replaces ``presence_scorer``
+    where ``model`` holds the presence weights themselves: it maps frames to presence scores *and* the
+    model's probability maps (``Presence.scores_and_probabilities``), which stand in for the un-mirrored
+    segmentation pass (bit-identical: the same layers on the same batches).
 
     Returns:
         One row per input frame (columns ``CROP_COLUMNS``), including no-nerve frames
         (``nerve_found=False``, empty ``crop_path``, ``reason`` "no_nerve_found" or "low_presence").
     """
-    if presence_threshold is not None and presence_scorer is None:
+    if presence_threshold is not None and presence_scorer is None and shared_pass is None:
         raise ValueError("a presence threshold needs a presence scorer")
+    if shared_pass is not None and presence_scorer is not None:
+        raise ValueError("give a presence scorer or a shared pass, not both")
     from tqdm.auto import tqdm
 
     frames_dir, crops_dir = Path(frames_dir), Path(crops_dir)
@@ -223,8 +229,12 @@ def crop_frames(
         chunk = records[start : start + batch_size]
         images = [read_gray(frames_dir / f"{f['frame_id']}.png") for f in chunk]
         points = [hint_pixels(hints, f, im.shape) for f, im in zip(chunk, images)] if hints else None
-        preds = segment_images(model, images, input_size, threshold, flip_tta=flip_tta, hints=points)
-        scores = presence_scorer(images) if presence_scorer is not None else np.full(len(images), np.nan)
+        if shared_pass is not None:
+            scores, plain = shared_pass(images)
+        else:
+            plain = None
+            scores = presence_scorer(images) if presence_scorer is not None else np.full(len(images), np.nan)
+        preds = segment_images(model, images, input_size, threshold, flip_tta=flip_tta, hints=points, unflipped=plain)
         for frame, image, pred, score in zip(chunk, images, preds, scores):
             true = None
             if masks_dir is not None and bool(frame.get("has_mask", False)):

@@ -15,15 +15,20 @@ import numpy as np
 from ctslib.nerve.inputs import to_model_input
 
 
-def predict_probabilities(model, images: np.ndarray, batch_size: int = 32, *, flip_tta: bool = False) -> np.ndarray:
+def predict_probabilities(model, images: np.ndarray, batch_size: int = 32, *, flip_tta: bool = False,
+                          unflipped: np.ndarray | None = None) -> np.ndarray:
     """Nerve probabilities (N, s, s) for model-sized images (N, s, s, 1).
 
     With ``flip_tta`` the prediction is averaged with that of the mirrored image (mirrored back):
     test-time augmentation by the one symmetry B-mode has (left and right wrists mirror).
+    ``unflipped``: this model's probabilities (N, s, s) of ``images`` when a caller already has them
+    (the nerve-presence pass of the same weights), which saves that forward pass.
     """
     if len(images) == 0:
         return np.zeros((0, *images.shape[1:3]), np.float32)
-    probs = forward_batches(model, images, batch_size)[..., 0]
+    if unflipped is not None and len(unflipped) != len(images):
+        raise ValueError(f"{len(unflipped)} precomputed probability maps for {len(images)} images")
+    probs = forward_batches(model, images, batch_size)[..., 0] if unflipped is None else np.asarray(unflipped, np.float32)
     if flip_tta:
         mirrored = forward_batches(model, np.ascontiguousarray(images[:, :, ::-1]), batch_size)[..., 0]
         probs = 0.5 * (probs + mirrored[:, :, ::-1])
@@ -48,6 +53,7 @@ def segment_images(
     flip_tta: bool = False,
     hints: Sequence[tuple[float, float] | None] | None = None,
     batch_size: int = 32,
+    unflipped: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """Predict -> post-process: one full-resolution 0/1 nerve mask per 8-bit grayscale image.
 
@@ -60,11 +66,13 @@ def segment_images(
         flip_tta: average with the mirrored prediction (see ``predict_probabilities``).
         hints: optional (x, y) point per image (pixels of that image, or None): the component
             nearest the point is kept instead of the largest (``nearest_component``).
+        unflipped: the model's probability maps of the un-mirrored inputs, when already computed
+            (see ``predict_probabilities``).
     """
     if len(images) == 0:
         return []
     x = np.stack([to_model_input(im, input_size) for im in images])
-    probs = predict_probabilities(model, x, batch_size, flip_tta=flip_tta)
+    probs = predict_probabilities(model, x, batch_size, flip_tta=flip_tta, unflipped=unflipped)
     masks = []
     for k, (prob, image) in enumerate(zip(probs, images)):
         hint = hints[k] if hints is not None else None

@@ -225,16 +225,38 @@ def weighted_features(feature_map: np.ndarray, probability: np.ndarray) -> np.nd
     return (np.asarray(feature_map, np.float32) * weights[..., None]).sum(axis=(0, 1))
 
 
-def frame_features(features_model, images: Sequence[np.ndarray], input_size: int, batch_size: int = 32) -> np.ndarray:
+def features_and_probabilities(features_model, images: Sequence[np.ndarray], input_size: int,
+                                batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """Presence features of 8-bit grayscale images of any size (resized as frames are), one row each:
-    pooled bottleneck (mean, max), probability-weighted decoder features, and ``map_features``."""
-    rows = []
+    pooled bottleneck (mean, max), probability-weighted decoder features, and ``map_features``; and
+    the segmenter's probability maps (N, s, s) of the same forward pass."""
+    rows, maps = [], []
     for start in range(0, len(images), batch_size):
         x = np.stack([to_model_input(im, input_size) for im in images[start:start + batch_size]])
         deep, decoder, prob = features_model.predict_on_batch(x)
-        for d, e, p in zip(np.asarray(deep), np.asarray(decoder), np.asarray(prob)[..., 0]):
+        prob = np.asarray(prob)[..., 0]
+        maps.append(prob)
+        for d, e, p in zip(np.asarray(deep), np.asarray(decoder), prob):
             rows.append(np.concatenate([pooled_features(d), weighted_features(e, p), map_features(p)]))
-    return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
+    if not rows:
+        return np.zeros((0, 0), np.float32), np.zeros((0, input_size, input_size), np.float32)
+    return np.stack(rows), np.concatenate(maps)
+
+
+def frame_features(features_model, images: Sequence[np.ndarray], input_size: int, batch_size: int = 32) -> np.ndarray:
+    """Presence features of images (``features_and_probabilities`` without the maps)."""
+    return features_and_probabilities(features_model, images, input_size, batch_size)[0]
+
+
+def same_weights(first, second) -> bool:
+    """Whether two Keras models hold the same weight arrays (as a multiset: layer order may differ)."""
+    import hashlib
+
+    def digests(model) -> list[str]:
+        return sorted(f"{w.shape}:{hashlib.sha256(np.ascontiguousarray(w).tobytes()).hexdigest()}"
+                      for w in model.get_weights())
+
+    return digests(first) == digests(second)
 
 
 @dataclass(frozen=True)
@@ -248,9 +270,22 @@ class Presence:
 
     def scores(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Presence score in [0, 1] per image."""
+        return self.scores_and_probabilities(images)[0]
+
+    def scores_and_probabilities(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Presence score per image and the shipped segmenter's probability maps (N, s, s), from one pass.
+
+        Where the shipped weights also cut the crops (no fine-tuning, or fine-tuning rejected), the maps
+        are that segmentation's un-mirrored forward pass: stage 03 then runs two passes a frame, not three.
+        """
         if len(images) == 0:
-            return np.zeros(0)
-        return self.classifier.score(frame_features(self.features_model, images, self.input_size))
+            return np.zeros(0), np.zeros((0, self.input_size, self.input_size), np.float32)
+        features, maps = features_and_probabilities(self.features_model, images, self.input_size)
+        return self.classifier.score(features), maps
+
+    def uses_weights_of(self, model) -> bool:
+        """Whether ``model`` holds exactly the weights presence scores with (then one pass serves both)."""
+        return same_weights(self.features_model, model)
 
 
 def load_presence(weights: Path | None = None, threshold: float | None = None) -> Presence:

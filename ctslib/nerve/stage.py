@@ -185,11 +185,15 @@ def cut_crops(stage: NerveStage, frames: StageFrames, seg: dict[str, Any], prese
     Writes ``crops/`` and ``crops.csv``, prints the crop-centre hit rate, tables the crop funnel and
     warns where many crops come from frames whose true mask shows no nerve. Returns crops.csv's rows.
     """
+    # the shipped weights cutting the crops (clinic data without masks) also give presence: one pass, not two
+    shared = presence is not None and input_size == presence.input_size and presence.uses_weights_of(seg["model"])
     crops = crop.crop_frames(
         frames.kept, stage.paths.frames_dir, stage.paths.crops_dir, seg["model"], input_size=input_size,
         crop_size=crop_size, min_area_mm2=min_area_mm2, threshold=threshold, flip_tta=flip_tta, hints=frames.hints,
         masks_dir=stage.paths.frame_masks_dir, work_root=stage.paths.work,
-        presence_scorer=presence.scores if presence else None, presence_threshold=presence.threshold if presence else None,
+        presence_scorer=presence.scores if presence and not shared else None,
+        presence_threshold=presence.threshold if presence else None,
+        shared_pass=presence.scores_and_probabilities if shared else None,
     )
     write_csv(crops, stage.paths.crops_csv)
     print(f"crop centre inside the true nerve: {crop_summary.centre_hit_rate(crops):.3f} of kept frames whose true "
