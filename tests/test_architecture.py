@@ -144,3 +144,60 @@ def test_every_imported_ctslib_module_is_a_tracked_file_of_the_package():
         untracked = sorted(str(p.relative_to(PACKAGE.parent)) for p in PACKAGE.rglob("*.py")
                            if str(p.relative_to(PACKAGE.parent)) not in set(tracked.stdout.split()))
         assert untracked == []
+
+
+DOCUMENTS = ("README.md", "DEVELOPERS.md", "docs/*.md", "benchmarks/README.md", "notebooks/*.ipynb", "profiles/*.yaml")
+"""Texts a reader follows to the code: every ``ctslib`` name they give must exist."""
+
+
+def top_level_names(module: str) -> set[str]:
+    """Names a module defines at its top level (functions, classes, assignments, imports)."""
+    relative = Path(*module.split(".")[1:])
+    path = (PACKAGE / relative).with_suffix(".py")
+    path = path if path.is_file() else PACKAGE / relative / "__init__.py"
+    names: set[str] = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return names
+
+
+def dangling_reference(reference: str) -> str | None:
+    """Why ``ctslib.x.y[.name]`` or ``ctslib/x/y.py`` names nothing, or None when it resolves."""
+    if reference.endswith(".py"):
+        return None if (PACKAGE.parent / reference).is_file() else "no such file"
+    parts = reference.split(".")
+    for end in range(len(parts), 0, -1):
+        if resolves(".".join(parts[:end])):
+            rest = parts[end:]
+            if rest and rest[0] not in top_level_names(".".join(parts[:end])):
+                return f"{'.'.join(parts[:end])} defines no {rest[0]!r}"
+            return None
+    return "no such module"
+
+
+def test_every_ctslib_name_the_documents_give_exists():
+    import re
+
+    pattern = re.compile(r"ctslib/[a-z_/]+\.py|ctslib(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+    problems = []
+    for document in sorted(p for glob in DOCUMENTS for p in PACKAGE.parent.glob(glob)):
+        for reference in sorted(set(pattern.findall(document.read_text(encoding="utf-8")))):
+            why = dangling_reference(reference.rstrip("."))
+            if why:
+                problems.append(f"{document.relative_to(PACKAGE.parent)}: {reference}: {why}")
+    assert not problems, "\n".join(problems)
+
+
+def test_a_dangling_document_reference_is_caught():
+    assert dangling_reference("ctslib.nerve.crop.crop_frames") is None
+    assert dangling_reference("ctslib.nerve.crop") is None and dangling_reference("ctslib/nerve/crop.py") is None
+    assert dangling_reference("ctslib.data.validate.no_such_check") == "ctslib.data.validate defines no 'no_such_check'"
+    assert dangling_reference("ctslib.segment") == "no such module"
+    assert dangling_reference("ctslib/segment.py") == "no such file"
