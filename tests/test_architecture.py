@@ -199,5 +199,5 @@ def test_a_dangling_document_reference_is_caught():
     assert dangling_reference("ctslib.nerve.crop.crop_frames") is None
     assert dangling_reference("ctslib.nerve.crop") is None and dangling_reference("ctslib/nerve/crop.py") is None
     assert dangling_reference("ctslib.data.validate.no_such_check") == "ctslib.data.validate defines no 'no_such_check'"
-    assert dangling_reference("ctslib.segment") == "no such module"
+    assert dangling_reference("ctslib.segment") == "ctslib defines no 'segment'"
     assert dangling_reference("ctslib/segment.py") == "no such file"

@@ -21,6 +21,9 @@ classifier's weights, the threshold, the measured precision and recall) is store
 
 The features always come from the *shipped* weights, also when stage 03 fine-tunes a copy: the
 classifier was fitted on them, and a fine-tuned model's features would be another input.
+
+The module is one concern, kept whole: the features, the classifier, its calibration and its checks
+must change together (a feature added here and not in ``calibrate`` would silently break the card).
 """
 
 from __future__ import annotations
