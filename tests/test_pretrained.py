@@ -84,6 +84,21 @@ def test_vessel_output_is_trained_then_dropped_from_the_saved_nerve_segmenter(tm
     assert card["usgra_test"]["largest"]["n_images"] == 3
 
 
+def test_a_synthetic_only_segmenter_reads_no_real_image_before_the_test(tmp_path):
+    root = fake_usgra(tmp_path / "usgra")
+    for image in (root / "dataset" / "images").glob("*.png"):
+        image.write_bytes(b"not an image")  # reading any real training image now fails
+    with pytest.raises(InputError):
+        pretrained.train(TINY, tmp_path / "shipped" / "seg.keras", usgra_root=root, log=lambda *_: None)
+    card = pretrained.train(replace(TINY, synthetic_only=True), tmp_path / "sim" / "seg.keras", usgra_root=root,
+                            log=lambda *_: None)
+    assert card["n_usgra_train"] == 0 and card["n_usgra_val"] == 0 and "usgra_val_dice_mean" not in card
+    assert 0.0 <= card["synthetic_val_dice_mean"] <= 1.0 and card["recipe"]["synthetic_only"] is True
+    assert card["usgra_test"]["largest"]["n_images"] == 3  # scored on the real test images only
+    with pytest.raises(SystemExit):  # the command refuses to overwrite the shipped weights with it
+        pretrained.main(["train", "--synthetic-only"])
+
+
 def test_nerve_only_keeps_the_nerve_channel_of_a_two_output_model():
     two = pretrained._build(TINY, seed=3, out_channels=2)
     one = pretrained.nerve_only(two, TINY)

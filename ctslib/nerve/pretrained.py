@@ -83,6 +83,7 @@ class Recipe:
     synth_bad_share: float = 0.3       # share of bad frames in the synthetic videos (default data: 0.79)
     presence_weight: float = 0.0       # frame-level "is there a nerve" loss (ctslib.nerve.unet.presence_nll)
     vessel_weight: float = 0.0         # > 0: a second output learns usgra-seg's vessels (ctslib.nerve.unet.nerve_vessel_loss)
+    synthetic_only: bool = False       # sim-to-real: train on synthetic frames only (see ``train``)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -222,7 +223,13 @@ def weights_hash(model) -> str:
 
 def train(recipe: Recipe, out_path: Path = SHIPPED_WEIGHTS, *, usgra_root: Path | None = None,
           log=print) -> dict:
-    """Train the shipped segmenter by ``recipe``; save weights + JSON card; return the card."""
+    """Train the shipped segmenter by ``recipe``; save weights + JSON card; return the card.
+
+    With ``recipe.synthetic_only`` (the sim-to-real measurement of docs/segmenter.md) no real image
+    is read before the test: every epoch draws as many synthetic frames as the shipped recipe draws
+    real and synthetic ones together, and the epoch kept is chosen on the synthetic held-out cohort.
+    The usgra-seg test figures then say how far a model of synthetic nerves gets on real ones.
+    """
     import keras
 
     from ctslib.common.paths import USGRA_SEG_DIR
@@ -233,11 +240,18 @@ def train(recipe: Recipe, out_path: Path = SHIPPED_WEIGHTS, *, usgra_root: Path 
     images, masks = usgra_pairs(root, "train")
     train_idx, val_idx = usgra_val_split(images, recipe.val_fraction, recipe.val_block, recipe.seed)
     vessels = recipe.vessel_weight > 0
-    real_x, real_y = load_sources([images[i] for i in train_idx], [masks[i] for i in train_idx],
-                                  recipe.source_side, USGRA_NERVE_LABEL,
-                                  USGRA_VESSEL_LABEL if vessels else None)
-    val_images = [read_gray(images[i]) for i in val_idx]
-    val_masks = [read_mask(masks[i], USGRA_NERVE_LABEL) for i in val_idx]
+    if recipe.synthetic_only and vessels:
+        raise InputError("a synthetic-only segmenter cannot learn usgra-seg's vessels (vessel_weight must be 0)")
+    # the shipped recipe's images per epoch, whichever sources fill it
+    per_epoch = recipe.real_repeats * len(train_idx) + recipe.synth_per_epoch
+    if recipe.synthetic_only:
+        real_x, real_y, val_images, val_masks = [], [], [], []
+    else:
+        real_x, real_y = load_sources([images[i] for i in train_idx], [masks[i] for i in train_idx],
+                                      recipe.source_side, USGRA_NERVE_LABEL,
+                                      USGRA_VESSEL_LABEL if vessels else None)
+        val_images = [read_gray(images[i]) for i in val_idx]
+        val_masks = [read_mask(masks[i], USGRA_NERVE_LABEL) for i in val_idx]
     with tempfile.TemporaryDirectory(prefix="cts-synth-") as tmp:
         synth = synthetic_frames(recipe.synth_train_seed, recipe.synth_train_participants,
                                  recipe.synth_duration_s, Path(tmp) / "train", bad_share=recipe.synth_bad_share)
@@ -246,10 +260,14 @@ def train(recipe: Recipe, out_path: Path = SHIPPED_WEIGHTS, *, usgra_root: Path 
                                    bad_share=recipe.synth_bad_share, good_only=True)
     synth_x = [f.astype(np.float32) / 255.0 for f in synth["image"]]
     synth_y = [unlabelled_vessels(m) if vessels else m.astype(np.float32) for m in synth["mask"]]
-    log(f"usgra train {len(real_x)} + val {len(val_idx)} images (test never read); synthetic "
-        f"{len(synth)} training frames, {len(heldout)} held-out frames; prep {time.perf_counter() - start:.0f} s")
+    synth_per_epoch = per_epoch if recipe.synthetic_only else recipe.synth_per_epoch
+    if recipe.synthetic_only:  # the epoch is chosen on synthetic held-out frames: no real image before the test
+        val_images, val_masks = list(heldout["image"]), list(heldout["mask"])
+    log(f"usgra train {len(real_x)} + val {len(val_images) if not recipe.synthetic_only else 0} images (test never "
+        f"read); synthetic {len(synth)} training frames ({synth_per_epoch} an epoch), {len(heldout)} held-out frames"
+        f"{' (they choose the epoch)' if recipe.synthetic_only else ''}; prep {time.perf_counter() - start:.0f} s")
 
-    steps = recipe.epochs * -(-(recipe.real_repeats * len(real_x) + recipe.synth_per_epoch) // recipe.batch_size)
+    steps = recipe.epochs * -(-(recipe.real_repeats * len(real_x) + synth_per_epoch) // recipe.batch_size)
     warm = min(recipe.warmup_epochs, recipe.epochs - 1) * steps // recipe.epochs
     schedule = keras.optimizers.schedules.CosineDecay(
         recipe.learning_rate * 0.1, decay_steps=max(1, steps - warm), alpha=recipe.min_learning_rate / recipe.learning_rate,
@@ -260,7 +278,7 @@ def train(recipe: Recipe, out_path: Path = SHIPPED_WEIGHTS, *, usgra_root: Path 
     history, best = [], (-1.0, 0, None)
     for epoch in range(recipe.epochs):
         t0 = time.perf_counter()
-        picks = gen.choice(len(synth_x), size=min(recipe.synth_per_epoch, len(synth_x)), replace=False)
+        picks = gen.choice(len(synth_x), size=min(synth_per_epoch, len(synth_x)), replace=False)
         src_x = [*real_x * recipe.real_repeats, *(synth_x[k] for k in picks)]
         src_y = [*real_y * recipe.real_repeats, *(synth_y[k] for k in picks)]
         order = gen.permutation(len(src_x))
@@ -298,8 +316,9 @@ def train(recipe: Recipe, out_path: Path = SHIPPED_WEIGHTS, *, usgra_root: Path 
         "weights_sha256": weights_hash(final),
         "best_epoch": best[1],
         "train_seconds": round(train_seconds, 1),
-        "n_usgra_train": len(real_x), "n_usgra_val": len(val_idx), "n_synthetic_train": len(synth),
-        "usgra_val_dice_mean": round(best[0], 4),
+        "n_usgra_train": len(real_x), "n_usgra_val": 0 if recipe.synthetic_only else len(val_idx),
+        "n_synthetic_train": len(synth),
+        ("synthetic_val_dice_mean" if recipe.synthetic_only else "usgra_val_dice_mean"): round(best[0], 4),
         "usgra_test": {rule: {k: round(float(v), 4) for k, v in summary.loc[rule].items()} for rule in summary.index},
         "synthetic_heldout_dice_mean": round(float(synth_dice.mean()), 4),
         "synthetic_heldout_dice_median": round(float(np.median(synth_dice)), 4),
@@ -344,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--presence-weight", type=float, default=Recipe.presence_weight)
     t.add_argument("--vessel-weight", type=float, default=Recipe.vessel_weight,
                    help="> 0: also learn usgra-seg's vessel labels (a second output, dropped when saved)")
+    t.add_argument("--synthetic-only", action="store_true",
+                   help="sim-to-real: synthetic frames only, epoch chosen on synthetic frames (use with --out)")
     t.add_argument("--usgra", type=Path, default=None, help="usgra-seg folder (default: ../shared/data/real/usgra-seg)")
     e = sub.add_parser("evaluate", help="score the shipped weights on the usgra-seg test split")
     e.add_argument("--weights", type=Path, default=SHIPPED_WEIGHTS)
@@ -352,7 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         recipe = Recipe(epochs=args.epochs, input_size=args.input_size, base_filters=args.base_filters,
                         source_side=args.source_side, presence_weight=args.presence_weight,
-                        vessel_weight=args.vessel_weight)
+                        vessel_weight=args.vessel_weight, synthetic_only=args.synthetic_only)
+        if args.synthetic_only and args.out == SHIPPED_WEIGHTS:
+            parser.error("--synthetic-only measures the simulator; give --out so the shipped weights stay")
         train(recipe, args.out, usgra_root=args.usgra)
         return 0
     from ctslib.common.paths import USGRA_SEG_DIR
