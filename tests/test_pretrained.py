@@ -99,6 +99,22 @@ def test_a_synthetic_only_segmenter_reads_no_real_image_before_the_test(tmp_path
         pretrained.main(["train", "--synthetic-only"])
 
 
+def test_the_sim_to_real_figures_go_into_the_card_and_leave_the_rest(tmp_path):
+    import json
+    import shutil
+
+    card_path = shutil.copy(pretrained.SHIPPED_CARD, tmp_path / "card.json")
+    before = json.loads(Path(card_path).read_text())
+    sim = {**before, "recipe": {**before["recipe"], "synthetic_only": True}, "best_epoch": 7,
+           "usgra_test": {"largest": {"dice_mean": 0.1, "dice_median": 0.0, "crop_hit_rate": 0.2}}}
+    entry = pretrained.record_sim_to_real(sim, Path(card_path), machine="a CPU")
+    after = json.loads(Path(card_path).read_text())
+    assert after["sim_to_real"] == entry and entry["usgra_test_dice_mean"] == 0.1 and entry["best_epoch"] == 7
+    assert {k: v for k, v in after.items() if k != "sim_to_real"} == {k: v for k, v in before.items() if k != "sim_to_real"}
+    with pytest.raises(InputError, match="synthetic-only"):
+        pretrained.record_sim_to_real(before, Path(card_path))
+
+
 def test_nerve_only_keeps_the_nerve_channel_of_a_two_output_model():
     two = pretrained._build(TINY, seed=3, out_channels=2)
     one = pretrained.nerve_only(two, TINY)

@@ -337,6 +337,28 @@ def train(recipe: Recipe, out_path: Path = SHIPPED_WEIGHTS, *, usgra_root: Path 
 # -- use --------------------------------------------------------------------------------------
 
 
+def record_sim_to_real(sim_card: dict, card_path: Path = SHIPPED_CARD, *, machine: str = "") -> dict:
+    """Store a synthetic-only segmenter's figures under ``sim_to_real`` in the shipped card; return the entry.
+
+    The entry says how far the simulator's nerves are from real ones for a model: the same recipe
+    trained on synthetic frames only, scored on the usgra-seg test images (``train`` with ``synthetic_only``).
+    Every other key of the card stays as it is.
+    """
+    if not sim_card.get("recipe", {}).get("synthetic_only"):
+        raise InputError("not a synthetic-only segmenter's card (recipe.synthetic_only is false)", file=card_path)
+    largest = sim_card["usgra_test"]["largest"]
+    entry = {"command": "make segmenter ARGS='--synthetic-only --out FILE'",
+             "usgra_test_dice_mean": largest["dice_mean"], "usgra_test_dice_median": largest["dice_median"],
+             "usgra_test_crop_hit_rate": largest["crop_hit_rate"],
+             "synthetic_heldout_dice_mean": sim_card["synthetic_heldout_dice_mean"],
+             "best_epoch": sim_card["best_epoch"], "train_seconds": sim_card["train_seconds"],
+             "weights_sha256": sim_card["weights_sha256"], "machine": machine}
+    card = read_card(card_path)
+    card["sim_to_real"] = entry
+    write_json(card_path, card)
+    return entry
+
+
 def read_card(path: Path = SHIPPED_CARD) -> dict:
     """The JSON card of a shipped segmenter (input size, threshold, figures)."""
     if not Path(path).exists():
@@ -376,7 +398,12 @@ def main(argv: list[str] | None = None) -> int:
                         vessel_weight=args.vessel_weight, synthetic_only=args.synthetic_only)
         if args.synthetic_only and args.out == SHIPPED_WEIGHTS:
             parser.error("--synthetic-only measures the simulator; give --out so the shipped weights stay")
-        train(recipe, args.out, usgra_root=args.usgra)
+        card = train(recipe, args.out, usgra_root=args.usgra)
+        if args.synthetic_only:
+            from ctslib.common.machine import cpu_info, machine_line
+
+            record_sim_to_real(card, machine=machine_line(cpu_info()))
+            print(f"recorded under sim_to_real in {SHIPPED_CARD.name}")
         return 0
     from ctslib.common.paths import USGRA_SEG_DIR
 
