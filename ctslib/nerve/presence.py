@@ -251,17 +251,6 @@ def frame_features(features_model, images: Sequence[np.ndarray], input_size: int
     return features_and_probabilities(features_model, images, input_size, batch_size)[0]
 
 
-def same_weights(first, second) -> bool:
-    """Whether two Keras models hold the same weight arrays (as a multiset: layer order may differ)."""
-    import hashlib
-
-    def digests(model) -> list[str]:
-        return sorted(f"{w.shape}:{hashlib.sha256(np.ascontiguousarray(w).tobytes()).hexdigest()}"
-                      for w in model.get_weights())
-
-    return digests(first) == digests(second)
-
-
 @dataclass(frozen=True)
 class Presence:
     """The shipped presence decision: features of the shipped segmenter -> classifier -> threshold."""
@@ -287,8 +276,13 @@ class Presence:
         return self.classifier.score(features), maps
 
     def uses_weights_of(self, model) -> bool:
-        """Whether ``model`` holds exactly the weights presence scores with (then one pass serves both)."""
-        return same_weights(self.features_model, model)
+        """Whether ``model`` holds exactly the weights presence scores with (then one pass serves both).
+
+        The feature model is built on the segmenter's own layers, so its weights come in the same order.
+        """
+        from ctslib.nerve.pretrained import weights_hash
+
+        return weights_hash(self.features_model) == weights_hash(model)
 
 
 def load_presence(weights: Path | None = None, threshold: float | None = None) -> Presence:

@@ -242,16 +242,17 @@ def train(recipe: Recipe, out_path: Path = SHIPPED_WEIGHTS, *, usgra_root: Path 
     vessels = recipe.vessel_weight > 0
     if recipe.synthetic_only and vessels:
         raise InputError("a synthetic-only segmenter cannot learn usgra-seg's vessels (vessel_weight must be 0)")
-    # the shipped recipe's images per epoch, whichever sources fill it
-    per_epoch = recipe.real_repeats * len(train_idx) + recipe.synth_per_epoch
-    if recipe.synthetic_only:
-        real_x, real_y, val_images, val_masks = [], [], [], []
+    if recipe.synthetic_only:  # the shipped recipe's images per epoch, all of them synthetic
+        real_x, real_y = [], []
+        synth_per_epoch = recipe.real_repeats * len(train_idx) + recipe.synth_per_epoch
     else:
         real_x, real_y = load_sources([images[i] for i in train_idx], [masks[i] for i in train_idx],
                                       recipe.source_side, USGRA_NERVE_LABEL,
                                       USGRA_VESSEL_LABEL if vessels else None)
+        synth_per_epoch = recipe.synth_per_epoch
         val_images = [read_gray(images[i]) for i in val_idx]
         val_masks = [read_mask(masks[i], USGRA_NERVE_LABEL) for i in val_idx]
+    n_real_val = 0 if recipe.synthetic_only else len(val_idx)
     with tempfile.TemporaryDirectory(prefix="cts-synth-") as tmp:
         synth = synthetic_frames(recipe.synth_train_seed, recipe.synth_train_participants,
                                  recipe.synth_duration_s, Path(tmp) / "train", bad_share=recipe.synth_bad_share)
@@ -260,10 +261,9 @@ def train(recipe: Recipe, out_path: Path = SHIPPED_WEIGHTS, *, usgra_root: Path 
                                    bad_share=recipe.synth_bad_share, good_only=True)
     synth_x = [f.astype(np.float32) / 255.0 for f in synth["image"]]
     synth_y = [unlabelled_vessels(m) if vessels else m.astype(np.float32) for m in synth["mask"]]
-    synth_per_epoch = per_epoch if recipe.synthetic_only else recipe.synth_per_epoch
     if recipe.synthetic_only:  # the epoch is chosen on synthetic held-out frames: no real image before the test
         val_images, val_masks = list(heldout["image"]), list(heldout["mask"])
-    log(f"usgra train {len(real_x)} + val {len(val_images) if not recipe.synthetic_only else 0} images (test never "
+    log(f"usgra train {len(real_x)} + val {n_real_val} images (test never "
         f"read); synthetic {len(synth)} training frames ({synth_per_epoch} an epoch), {len(heldout)} held-out frames"
         f"{' (they choose the epoch)' if recipe.synthetic_only else ''}; prep {time.perf_counter() - start:.0f} s")
 
@@ -316,8 +316,7 @@ def train(recipe: Recipe, out_path: Path = SHIPPED_WEIGHTS, *, usgra_root: Path 
         "weights_sha256": weights_hash(final),
         "best_epoch": best[1],
         "train_seconds": round(train_seconds, 1),
-        "n_usgra_train": len(real_x), "n_usgra_val": 0 if recipe.synthetic_only else len(val_idx),
-        "n_synthetic_train": len(synth),
+        "n_usgra_train": len(real_x), "n_usgra_val": n_real_val, "n_synthetic_train": len(synth),
         ("synthetic_val_dice_mean" if recipe.synthetic_only else "usgra_val_dice_mean"): round(best[0], 4),
         "usgra_test": {rule: {k: round(float(v), 4) for k, v in summary.loc[rule].items()} for rule in summary.index},
         "synthetic_heldout_dice_mean": round(float(synth_dice.mean()), 4),
