@@ -9,6 +9,7 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 import hardware  # noqa: E402
+from conftest import requires_usgra  # noqa: E402
 
 from ctslib.common.machine import cpu_info, machine_line  # noqa: E402
 
@@ -99,3 +100,24 @@ def test_bench_pipeline_compares_two_runs_stage_by_stage_and_refuses_mixed_machi
     assert rows["wall_seconds"][-1] == "2.40" and out[-1] == f"both runs on: {line}"
     elsewhere = manifest({"00": 40.0, "03": 100.0}, 150.0, machine="AMD EPYC (CPU family 23), 2 cores, AVX2 (no AVX-512)")
     assert bench_pipeline.compare_manifests(old, elsewhere)[-1].startswith("NOT COMPARABLE")
+
+
+def test_screening_cohort_has_the_segmenter_recipes_shape():
+    import bench_sim_to_real
+
+    config = bench_sim_to_real.screening_config(seed=5, n_participants=12, duration_s=4.0)
+    assert sum(config.grade_counts) == 18 and max(config.grade_counts) - min(config.grade_counts) <= 1
+    assert (config.source_fps, config.bad_share) == (5.0, 0.3)
+
+
+@requires_usgra
+def test_bench_sim_to_real_prints_every_realism_statistic_and_the_domain_auc(capsys):
+    import bench_sim_to_real
+    from ctslib.synth.realism import MEANINGS
+
+    assert bench_sim_to_real.main(["--participants", "2", "--duration", "1.0", "--frames", "12"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("CPU: ")
+    assert "usgra-seg images" in out and "domain classifier AUC" in out
+    for statistic in MEANINGS:
+        assert statistic in out
