@@ -59,27 +59,34 @@ TINY = pretrained.Recipe(
 )
 
 
-def test_tiny_training_is_deterministic_and_writes_weights_and_card(tmp_path):
-    root = fake_usgra(tmp_path / "usgra")
-    first = pretrained.train(TINY, tmp_path / "a" / "seg.keras", usgra_root=root, log=lambda *_: None)
+@pytest.fixture(scope="module")
+def tiny_trained(tmp_path_factory) -> tuple[Path, Path, dict]:
+    """A fake usgra-seg folder and the TINY recipe trained on it once (the reference of the tests below)."""
+    tmp = tmp_path_factory.mktemp("tiny")
+    root = fake_usgra(tmp / "usgra")
+    weights = tmp / "a" / "seg.keras"
+    return root, weights, pretrained.train(TINY, weights, usgra_root=root, log=lambda *_: None)
+
+
+def test_tiny_training_is_deterministic_and_writes_weights_and_card(tiny_trained, tmp_path):
+    root, weights, first = tiny_trained
     again = pretrained.train(TINY, tmp_path / "b" / "seg.keras", usgra_root=root, log=lambda *_: None)
     assert first["weights_sha256"] == again["weights_sha256"]
     other = pretrained.train(replace(TINY, seed=7), tmp_path / "c" / "seg.keras", usgra_root=root, log=lambda *_: None)
     assert other["weights_sha256"] != first["weights_sha256"]
-    model, card = pretrained.load_shipped(tmp_path / "a" / "seg.keras")
+    model, card = pretrained.load_shipped(weights)
     assert card == first and pretrained.weights_hash(model) == card["weights_sha256"]
     assert card["n_usgra_train"] + card["n_usgra_val"] == 10  # the 3 test images were never read for training
     assert card["usgra_test"]["largest"]["n_images"] == 3 and len(card["history"]) == 2
     assert card["recipe"]["seed"] == TINY.seed and card["input_size"] == 32
 
 
-def test_vessel_output_is_trained_then_dropped_from_the_saved_nerve_segmenter(tmp_path):
-    root = fake_usgra(tmp_path / "usgra")
+def test_vessel_output_is_trained_then_dropped_from_the_saved_nerve_segmenter(tiny_trained, tmp_path):
+    root, _, plain = tiny_trained
     recipe = replace(TINY, vessel_weight=0.5)
     card = pretrained.train(recipe, tmp_path / "v" / "seg.keras", usgra_root=root, log=lambda *_: None)
     model, _ = pretrained.load_shipped(tmp_path / "v" / "seg.keras")
     assert model.output_shape[-1] == 1 and card["recipe"]["vessel_weight"] == 0.5
-    plain = pretrained.train(TINY, tmp_path / "p" / "seg.keras", usgra_root=root, log=lambda *_: None)
     assert card["weights_sha256"] != plain["weights_sha256"]  # the vessel labels changed what was learnt
     assert card["usgra_test"]["largest"]["n_images"] == 3
 
