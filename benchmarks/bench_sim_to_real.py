@@ -4,8 +4,9 @@ The sim-to-real measurement of issue 24 (``make segmenter ARGS='--synthetic-only
 about 37 min on 2 CPU cores. A change to ``ctslib.synth`` can be screened first with this script:
 
 1. it renders a small synthetic cohort (the segmenter recipe's size: 12 participants, 4 s videos at
-   5 fps) and compares its good transverse frames with all usgra-seg images (``ctslib.synth.realism``:
-   the same table and grouped domain classifier as notebook 00);
+   5 fps), or with ``--scenes randomised`` frames of ``ctslib.synth.scenes``, and compares the frames
+   that show a nerve with all usgra-seg images (``ctslib.synth.realism``: the same table and grouped
+   domain classifier as notebook 00);
 2. with ``--epochs N`` it trains the shipped segmenter's recipe on synthetic frames only for N epochs
    (``ctslib.nerve.pretrained.train`` with ``synthetic_only``) and prints its usgra-seg test Dice and
    crop-hit, the figure a simulator change has to move.
@@ -15,7 +16,7 @@ What earlier screenings gave is in ``docs/realism.md``.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_sim_to_real.py [--epochs 20] [--out /tmp/screen.keras]
+    .venv/bin/python benchmarks/bench_sim_to_real.py [--scenes randomised] [--epochs 20] [--out /tmp/screen.keras]
 
 Realism only: about 15 s; with ``--epochs 20``: about 7 min more (2-core AMD EPYC Zen 4, AVX-512).
 """
@@ -60,6 +61,17 @@ def realism_summary(table: pd.DataFrame, result: realism.DomainResult) -> list[s
                                  f"{len(result.fold_auc)} grouped folds)"]
 
 
+def scene_set(seed: int, n_frames: int, size: int) -> realism.FrameSet:
+    """Up to ``n_frames`` randomised-scene frames that show a nerve, prepared as the realism table wants them."""
+    from ctslib.synth.scenes import scene_frames
+
+    frames = scene_frames(seed, n_frames, 1)
+    frames = frames[[bool(m.any()) for m in frames["mask"]]]
+    prepared = [realism.prepare(image, mask, size) for image, mask in zip(frames["image"], frames["mask"])]
+    return realism.FrameSet(realism.SYNTHETIC, [p[0] for p in prepared], [p[1] for p in prepared],
+                            list(frames["video"]), list(frames["video"]))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=USGRA_SEG_DIR, help="usgra-seg folder")
@@ -67,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--participants", type=int, default=12)
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per synthetic video")
     parser.add_argument("--frames", type=int, default=150, help="synthetic frames in the realism table")
+    parser.add_argument("--scenes", choices=pretrained.SCENE_SETS, default="wrist",
+                        help="synthetic frames: the study's wrist videos or randomised scenes (ctslib.synth.scenes)")
     parser.add_argument("--epochs", type=int, default=0, help="synthetic-only training epochs (0 = realism only)")
     parser.add_argument("--out", type=Path, default=None, help="where the screening segmenter goes (default: a temp folder)")
     args = parser.parse_args(argv)
@@ -80,9 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     size = SynthConfig().frame_size
     with tempfile.TemporaryDirectory(prefix="cts-screen-") as tmp:
         t0 = time.perf_counter()
-        root = ensure_dataset(Path(tmp) / "synthetic", screening_config(args.seed, args.participants, args.duration),
-                              progress=False)
-        synthetic = realism.read_synthetic(root, size, args.frames, args.seed)
+        if args.scenes == "randomised":
+            synthetic = scene_set(args.seed, args.frames, size)
+        else:
+            root = ensure_dataset(Path(tmp) / "synthetic", screening_config(args.seed, args.participants,
+                                                                             args.duration), progress=False)
+            synthetic = realism.read_synthetic(root, size, args.frames, args.seed)
         real = realism.read_usgra(args.data, size)
         table, result = realism.compare(synthetic, real, size, seed=args.seed)
         print(f"realism: {len(synthetic.images)} synthetic frames vs {len(real.images)} usgra-seg images "
@@ -90,10 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(realism_summary(table, result)))
         if args.epochs > 0:
             out = args.out or Path(tmp) / "screen.keras"
-            card = pretrained.train(pretrained.Recipe(synthetic_only=True, epochs=args.epochs), out,
+            card = pretrained.train(pretrained.Recipe(synthetic_only=True, epochs=args.epochs,
+                                                      synth_scenes=args.scenes), out,
                                     usgra_root=args.data, log=lambda line: None)
             test = card["usgra_test"]["largest"]
-            print(f"synthetic-only segmenter, {args.epochs} epochs (best {card['best_epoch']}): usgra-seg test Dice "
+            print(f"synthetic-only segmenter ({args.scenes} frames), {args.epochs} epochs (best {card['best_epoch']}): usgra-seg test Dice "
                   f"{test['dice_mean']:.3f} (median {test['dice_median']:.3f}), crop-hit {test['crop_hit_rate']:.3f}; "
                   f"synthetic held-out Dice {card['synthetic_heldout_dice_mean']:.3f}; "
                   f"{card['train_seconds'] / 60:.1f} min")

@@ -157,3 +157,27 @@ def test_shipped_model_reproduces_its_card_on_the_usgra_test_images():
         for key in ("dice_mean", "dice_median", "crop_hit_rate"):
             assert summary.loc[rule, key] == pytest.approx(card["usgra_test"][rule][key], abs=2e-3)
     assert summary.loc["largest", "crop_hit_rate"] > 0.5  # far above chance: it finds real nerves
+
+
+def test_randomised_scenes_are_recorded_beside_the_wrist_figure(tmp_path):
+    import json
+    import shutil
+
+    card_path = shutil.copy(pretrained.SHIPPED_CARD, tmp_path / "card.json")
+    before = json.loads(Path(card_path).read_text())
+    sim = {**before, "recipe": {**before["recipe"], "synthetic_only": True, "synth_scenes": "randomised"},
+           "usgra_test": {"largest": {"dice_mean": 0.2, "dice_median": 0.1, "crop_hit_rate": 0.3}}}
+    entry = pretrained.record_sim_to_real(sim, Path(card_path), machine="a CPU")
+    after = json.loads(Path(card_path).read_text())
+    assert after["sim_to_real_randomised"] == entry and entry["scenes"] == "randomised"
+    assert "--scenes randomised" in entry["command"]
+    assert after["sim_to_real"] == before["sim_to_real"]  # the wrist figure (before the change) stays
+
+
+def test_synthetic_sets_take_randomised_scenes_or_refuse_an_unknown_set():
+    recipe = replace(TINY, synth_scenes="randomised", scenes_train=4, scenes_heldout=2)
+    train, heldout = pretrained.synthetic_sets(recipe)
+    assert len(train) == 4 * pretrained.FRAMES_PER_SCENE and len(heldout) == 2 * pretrained.FRAMES_PER_SCENE
+    assert set(train["video"]).isdisjoint(heldout["video"])
+    with pytest.raises(ValueError, match="synth_scenes"):
+        pretrained.synthetic_sets(replace(TINY, synth_scenes="elbow"))

@@ -84,6 +84,9 @@ class Recipe:
     presence_weight: float = 0.0       # frame-level "is there a nerve" loss (ctslib.nerve.unet.presence_nll)
     vessel_weight: float = 0.0         # > 0: a second output learns usgra-seg's vessels (ctslib.nerve.unet.nerve_vessel_loss)
     synthetic_only: bool = False       # sim-to-real: train on synthetic frames only (see ``train``)
+    synth_scenes: str = "wrist"        # "wrist": the study's wrist videos; "randomised": ctslib.synth.scenes
+    scenes_train: int = 240            # randomised scenes for training (3 frames each: as many as the wrist videos give)
+    scenes_heldout: int = 80           # randomised scenes for the held-out figure
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -185,6 +188,26 @@ def synthetic_frames(seed: int, n_participants: int, duration_s: float, folder: 
     return pd.DataFrame(rows)
 
 
+SCENE_SETS = ("wrist", "randomised")
+FRAMES_PER_SCENE = 3
+
+
+def synthetic_sets(recipe: "Recipe") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The synthetic training and held-out frames of ``recipe``: wrist videos or randomised scenes."""
+    if recipe.synth_scenes not in SCENE_SETS:
+        raise ValueError(f"synth_scenes must be one of {SCENE_SETS}, got {recipe.synth_scenes!r}")
+    if recipe.synth_scenes == "randomised":
+        from ctslib.synth.scenes import scene_frames
+
+        return (scene_frames(recipe.synth_train_seed, recipe.scenes_train, FRAMES_PER_SCENE),
+                scene_frames(recipe.synth_heldout_seed, recipe.scenes_heldout, FRAMES_PER_SCENE))
+    with tempfile.TemporaryDirectory(prefix="cts-synth-") as tmp:
+        return (synthetic_frames(recipe.synth_train_seed, recipe.synth_train_participants, recipe.synth_duration_s,
+                                 Path(tmp) / "train", bad_share=recipe.synth_bad_share),
+                synthetic_frames(recipe.synth_heldout_seed, recipe.synth_heldout_participants, recipe.synth_duration_s,
+                                 Path(tmp) / "heldout", bad_share=recipe.synth_bad_share, good_only=True))
+
+
 # -- evaluation -------------------------------------------------------------------------------
 
 
@@ -253,12 +276,7 @@ def train(recipe: Recipe, out_path: Path = SHIPPED_WEIGHTS, *, usgra_root: Path 
         val_images = [read_gray(images[i]) for i in val_idx]
         val_masks = [read_mask(masks[i], USGRA_NERVE_LABEL) for i in val_idx]
     n_real_val = 0 if recipe.synthetic_only else len(val_idx)
-    with tempfile.TemporaryDirectory(prefix="cts-synth-") as tmp:
-        synth = synthetic_frames(recipe.synth_train_seed, recipe.synth_train_participants,
-                                 recipe.synth_duration_s, Path(tmp) / "train", bad_share=recipe.synth_bad_share)
-        heldout = synthetic_frames(recipe.synth_heldout_seed, recipe.synth_heldout_participants,
-                                   recipe.synth_duration_s, Path(tmp) / "heldout",
-                                   bad_share=recipe.synth_bad_share, good_only=True)
+    synth, heldout = synthetic_sets(recipe)
     synth_x = [f.astype(np.float32) / 255.0 for f in synth["image"]]
     synth_y = [unlabelled_vessels(m) if vessels else m.astype(np.float32) for m in synth["mask"]]
     if recipe.synthetic_only:  # the epoch is chosen on synthetic held-out frames: no real image before the test
@@ -336,8 +354,13 @@ def train(recipe: Recipe, out_path: Path = SHIPPED_WEIGHTS, *, usgra_root: Path 
 # -- use --------------------------------------------------------------------------------------
 
 
+def sim_to_real_key(scenes: str) -> str:
+    """The card entry of a synthetic-only segmenter: ``sim_to_real`` (wrist videos) or ``sim_to_real_<scenes>``."""
+    return "sim_to_real" if scenes == "wrist" else f"sim_to_real_{scenes}"
+
+
 def record_sim_to_real(sim_card: dict, card_path: Path = SHIPPED_CARD, *, machine: str = "") -> dict:
-    """Store a synthetic-only segmenter's figures under ``sim_to_real`` in the shipped card; return the entry.
+    """Store a synthetic-only segmenter's figures in the shipped card (``sim_to_real_key``); return the entry.
 
     The entry says how far the simulator's nerves are from real ones for a model: the same recipe
     trained on synthetic frames only, scored on the usgra-seg test images (``train`` with ``synthetic_only``).
@@ -346,14 +369,17 @@ def record_sim_to_real(sim_card: dict, card_path: Path = SHIPPED_CARD, *, machin
     if not sim_card.get("recipe", {}).get("synthetic_only"):
         raise InputError("not a synthetic-only segmenter's card (recipe.synthetic_only is false)", file=card_path)
     largest = sim_card["usgra_test"]["largest"]
-    entry = {"command": "make segmenter ARGS='--synthetic-only --out FILE'",
+    scenes = sim_card["recipe"].get("synth_scenes", "wrist")
+    option = "" if scenes == "wrist" else f" --scenes {scenes}"
+    entry = {"command": f"make segmenter ARGS='--synthetic-only{option} --out FILE'", "scenes": scenes,
+             "epochs": sim_card["recipe"]["epochs"],
              "usgra_test_dice_mean": largest["dice_mean"], "usgra_test_dice_median": largest["dice_median"],
              "usgra_test_crop_hit_rate": largest["crop_hit_rate"],
              "synthetic_heldout_dice_mean": sim_card["synthetic_heldout_dice_mean"],
              "best_epoch": sim_card["best_epoch"], "train_seconds": sim_card["train_seconds"],
              "weights_sha256": sim_card["weights_sha256"], "machine": machine}
     card = read_card(card_path)
-    card["sim_to_real"] = entry
+    card[sim_to_real_key(scenes)] = entry
     write_json(card_path, card)
     return entry
 
@@ -386,6 +412,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="> 0: also learn usgra-seg's vessel labels (a second output, dropped when saved)")
     t.add_argument("--synthetic-only", action="store_true",
                    help="sim-to-real: synthetic frames only, epoch chosen on synthetic frames (use with --out)")
+    t.add_argument("--scenes", choices=SCENE_SETS, default=Recipe.synth_scenes,
+                   help="synthetic frames: the study's wrist videos or randomised scenes (ctslib.synth.scenes)")
     t.add_argument("--usgra", type=Path, default=None, help="usgra-seg folder (default: ../shared/data/real/usgra-seg)")
     e = sub.add_parser("evaluate", help="score the shipped weights on the usgra-seg test split")
     e.add_argument("--weights", type=Path, default=SHIPPED_WEIGHTS)
@@ -394,7 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         recipe = Recipe(epochs=args.epochs, input_size=args.input_size, base_filters=args.base_filters,
                         source_side=args.source_side, presence_weight=args.presence_weight,
-                        vessel_weight=args.vessel_weight, synthetic_only=args.synthetic_only)
+                        vessel_weight=args.vessel_weight, synthetic_only=args.synthetic_only,
+                        synth_scenes=args.scenes)
         if args.synthetic_only and args.out == SHIPPED_WEIGHTS:
             parser.error("--synthetic-only measures the simulator; give --out so the shipped weights stay")
         card = train(recipe, args.out, usgra_root=args.usgra)
@@ -402,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
             from ctslib.common.machine import cpu_info, machine_line
 
             record_sim_to_real(card, machine=machine_line(cpu_info()))
-            print(f"recorded under sim_to_real in {SHIPPED_CARD.name}")
+            print(f"recorded under {sim_to_real_key(args.scenes)} in {SHIPPED_CARD.name}")
         return 0
     from ctslib.common.paths import USGRA_SEG_DIR
 

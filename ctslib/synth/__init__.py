@@ -10,9 +10,10 @@ layout of docs/pipeline.md, plus the generator's ground truth under ``truth/``. 
 * ``video``    probe motion, runs of bad frames, rendering and writing of one video;
 * ``dataset``  the whole folder: cohort, videos, masks, acquisition.json, truth/;
 * ``summary``  tables and a montage read back from ``truth/`` (never a pipeline input);
-* ``realism``  how close synthetic frames are to real ultrasound (image statistics, a domain classifier).
+* ``realism``  how close synthetic frames are to real ultrasound (image statistics, a domain classifier);
+* ``scenes``   randomised cross-sections (nerves anywhere among varied tissue) for the segmenter's training.
 
 These data validate the pipeline only; they say nothing about the clinical claim.
 """
 
-__all__ = ["anatomy", "bmode", "cohort", "config", "dataset", "realism", "summary", "video"]
+__all__ = ["anatomy", "bmode", "cohort", "config", "dataset", "realism", "scenes", "summary", "video"]
