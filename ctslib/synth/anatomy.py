@@ -179,7 +179,7 @@ def bump(x: np.ndarray, centre: float, width: float) -> np.ndarray:
 # -- shared layers -----------------------------------------------------------------------------
 
 
-def _skin_and_fat(x: np.ndarray, z: np.ndarray, canvas: Canvas, fat_depth_mm: float, gen: np.random.Generator) -> Scene:
+def skin_and_fat(x: np.ndarray, z: np.ndarray, canvas: Canvas, fat_depth_mm: float, gen: np.random.Generator) -> Scene:
     """Gel above the skin, the bright skin line, hypoechoic subcutaneous fat with wavy septa."""
     s = canvas.spacing_mm
     skin_z = smooth_curve(x[0], 0.12, 20.0, gen)[None, :]
@@ -192,7 +192,7 @@ def _skin_and_fat(x: np.ndarray, z: np.ndarray, canvas: Canvas, fat_depth_mm: fl
     return Scene(echo, spec.astype(np.float32), att, np.zeros(x.shape, np.uint8))
 
 
-def _bone(scene: Scene, x: np.ndarray, z: np.ndarray, surface: np.ndarray, canvas: Canvas, gen: np.random.Generator) -> None:
+def bone_surface(scene: Scene, x: np.ndarray, z: np.ndarray, surface: np.ndarray, canvas: Canvas, gen: np.random.Generator) -> None:
     """Bright cortical surface at depth ``surface`` (per column) with total acoustic shadow below."""
     depth = z - surface[None, :]
     cortex = thin_line(depth, 0.12)
@@ -212,7 +212,7 @@ def transverse_scene(anatomy: WristAnatomy, canvas: Canvas, gen: np.random.Gener
     if anatomy.mirrored:
         x = -x
     s = canvas.spacing_mm
-    scene = _skin_and_fat(x, z, canvas, anatomy.retinaculum_depth_mm - 0.3, gen)
+    scene = skin_and_fat(x, z, canvas, anatomy.retinaculum_depth_mm - 0.3, gen)
     xn = anatomy.nerve_x_mm
     xt = xn + 3.0  # tunnel centre: the nerve lies on its radial side, just under the retinaculum
     xr = x[0] - xt
@@ -266,7 +266,7 @@ def transverse_scene(anatomy: WristAnatomy, canvas: Canvas, gen: np.random.Gener
     # Median nerve: oval, honeycomb of hypoechoic fascicles in brighter epineurium, bright rim.
     angle = gen.normal(0.0, 0.08)
     r_nerve = ellipse_radius(x, z, xn, zn, a_n, b_n, angle)
-    fasc = _fascicles(x, z, xn, zn, a_n, b_n, angle, anatomy.csa_mm2, gen)
+    fasc = fascicle_map(x, z, xn, zn, a_n, b_n, angle, anatomy.csa_mm2, gen)
     fasc = cv2.GaussianBlur(fasc, (0, 0), max(anatomy.fascicle_blur_mm / s, 0.3))
     inside = soft_inside(r_nerve, 0.04)
     nerve_echo = anatomy.nerve_echo * (0.45 * (1 - fasc) + 0.025 * fasc)
@@ -275,11 +275,11 @@ def transverse_scene(anatomy: WristAnatomy, canvas: Canvas, gen: np.random.Gener
     scene.spec = scene.spec * (1 - inside) + 0.5 * anatomy.nerve_echo * rim
     scene.mask = (r_nerve < 1.0).astype(np.uint8)
 
-    _bone(scene, x, z, floor, canvas, gen)
+    bone_surface(scene, x, z, floor, canvas, gen)
     return scene
 
 
-def _fascicles(
+def fascicle_map(
     x: np.ndarray, z: np.ndarray, cx: float, cz: float, a: float, b: float, angle: float, csa: float, gen: np.random.Generator
 ) -> np.ndarray:
     """Map (0..1) of round fascicles packed inside the nerve ellipse (dart throwing, no overlaps)."""
@@ -322,7 +322,7 @@ def longitudinal_scene(anatomy: WristAnatomy, canvas: Canvas, gen: np.random.Gen
     section a few millimetres beside the nerve (a flexor tendon where the nerve was, no mask)."""
     x, z = canvas.grid_mm()
     s = canvas.spacing_mm
-    scene = _skin_and_fat(x, z, canvas, anatomy.retinaculum_depth_mm - 0.3, gen)
+    scene = skin_and_fat(x, z, canvas, anatomy.retinaculum_depth_mm - 0.3, gen)
     g = anatomy.grade_index
     xc = x[0]
     xi = anatomy.inlet_x_mm
@@ -395,7 +395,7 @@ def longitudinal_scene(anatomy: WristAnatomy, canvas: Canvas, gen: np.random.Gen
 
     bone = band_bot + gen.uniform(8.0, 11.0) - 1.2 * bump(xc, xi - 6.0, 5.0) - 1.5 * bump(xc, xi + 5.0, 4.0)
     bone = bone + smooth_curve(xc, 0.4, 12.0, gen)
-    _bone(scene, x, z, bone, canvas, gen)
+    bone_surface(scene, x, z, bone, canvas, gen)
     return scene
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ctslib.common.seed import rng
-from ctslib.synth.anatomy import (Canvas, Scene, _bone, _fascicles, _skin_and_fat, ellipse_radius, smooth_curve,
+from ctslib.synth.anatomy import (Canvas, Scene, bone_surface, ellipse_radius, fascicle_map, skin_and_fat, smooth_curve,
                                   smooth_noise, soft_inside, thin_line)
 from ctslib.synth.bmode import FramePose, Imaging, make_world, render_frame
 
@@ -85,7 +85,7 @@ def _nerve(scene: Scene, x: np.ndarray, z: np.ndarray, spacing: float, gen: np.r
     a, b = math.sqrt(csa * aspect / math.pi), math.sqrt(csa / (aspect * math.pi))
     cx, cz, angle = gen.uniform(-9, 9), gen.uniform(3, 17), gen.normal(0, 0.3)
     r = ellipse_radius(x, z, cx, cz, a, b, angle) * (1 + 0.08 * smooth_noise(x.shape, 1.0 / spacing, 1.0 / spacing, gen))
-    fascicles = _fascicles(x, z, cx, cz, a, b, angle, csa, gen)
+    fascicles = fascicle_map(x, z, cx, cz, a, b, angle, csa, gen)
     fascicles = cv2.GaussianBlur(fascicles, (0, 0), max(gen.uniform(0.03, 0.3) / spacing, 0.3))
     inside = soft_inside(r, 0.04)
     perineurium = np.clip(4 * fascicles * (1 - fascicles), 0, 1)
@@ -101,7 +101,7 @@ def random_scene(gen: np.random.Generator) -> tuple[Scene, Canvas]:
     spacing = DEPTH_MM / FRAME_SIZE
     canvas = Canvas.around_image(FRAME_SIZE, spacing, SIDE_PAD_MM)
     x, z = canvas.grid_mm()
-    scene = _skin_and_fat(x, z, canvas, gen.uniform(1.0, 6.0), gen)
+    scene = skin_and_fat(x, z, canvas, gen.uniform(1.0, 6.0), gen)
     _tissue_layers(scene, x, z, spacing, gen)
     _tendons_and_vessels(scene, x, z, spacing, gen)
     mask = np.zeros(x.shape, np.uint8)
@@ -111,7 +111,7 @@ def random_scene(gen: np.random.Generator) -> tuple[Scene, Canvas]:
     scene.mask = mask
     if gen.random() < 0.5:
         surface = gen.uniform(10, DEPTH_MM + 3) + smooth_curve(x[0], gen.uniform(0.5, 3), gen.uniform(8, 20), gen)
-        _bone(scene, x, z, surface, canvas, gen)
+        bone_surface(scene, x, z, surface, canvas, gen)
         scene.mask = scene.mask * (z < surface[None, :] - 0.2)  # nothing is seen, nor outlined, in the shadow
     return scene, canvas
 
