@@ -46,14 +46,6 @@ from ctslib.synth.dataset import ensure_dataset  # noqa: E402
 TABLE_COLUMNS = ["statistic", "region", "synthetic", "real", "gap"]
 
 
-def screening_config(seed: int, n_participants: int, duration_s: float) -> SynthConfig:
-    """A small cohort like the segmenter recipe's: 1.5 wrists a participant, grades as even as they go."""
-    n_wrists = int(round(1.5 * n_participants))
-    counts = tuple(n_wrists // 4 + (1 if k < n_wrists % 4 else 0) for k in range(4))
-    return SynthConfig(seed=seed, n_participants=n_participants, grade_counts=counts, duration_s=duration_s,
-                       source_fps=5.0, bad_share=0.3, workers=2)
-
-
 def realism_summary(table: pd.DataFrame, result: realism.DomainResult) -> list[str]:
     """The realism table's numbers and the domain AUC as printable lines."""
     shown = table[TABLE_COLUMNS].round(3).to_string(index=False)
@@ -97,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.scenes == "randomised":
             synthetic = scene_set(args.seed, args.frames, size)
         else:
-            root = ensure_dataset(Path(tmp) / "synthetic", screening_config(args.seed, args.participants,
-                                                                             args.duration), progress=False)
+            config = pretrained.small_cohort_config(args.seed, args.participants, args.duration, workers=2)
+            root = ensure_dataset(Path(tmp) / "synthetic", config, progress=False)
             synthetic = realism.read_synthetic(root, size, args.frames, args.seed)
         real = realism.read_usgra(args.data, size)
         table, result = realism.compare(synthetic, real, size, seed=args.seed)

@@ -102,14 +102,6 @@ def test_bench_pipeline_compares_two_runs_stage_by_stage_and_refuses_mixed_machi
     assert bench_pipeline.compare_manifests(old, elsewhere)[-1].startswith("NOT COMPARABLE")
 
 
-def test_screening_cohort_has_the_segmenter_recipes_shape():
-    import bench_sim_to_real
-
-    config = bench_sim_to_real.screening_config(seed=5, n_participants=12, duration_s=4.0)
-    assert sum(config.grade_counts) == 18 and max(config.grade_counts) - min(config.grade_counts) <= 1
-    assert (config.source_fps, config.bad_share) == (5.0, 0.3)
-
-
 @requires_usgra
 def test_bench_sim_to_real_prints_every_realism_statistic_and_the_domain_auc(capsys):
     import bench_sim_to_real

@@ -181,3 +181,9 @@ def test_synthetic_sets_take_randomised_scenes_or_refuse_an_unknown_set():
     assert set(train["video"]).isdisjoint(heldout["video"])
     with pytest.raises(ValueError, match="synth_scenes"):
         pretrained.synthetic_sets(replace(TINY, synth_scenes="elbow"))
+
+
+def test_small_cohort_has_one_and_a_half_wrists_a_participant_and_even_grades():
+    config = pretrained.small_cohort_config(seed=5, n_participants=12, duration_s=4.0)
+    assert sum(config.grade_counts) == 18 and max(config.grade_counts) - min(config.grade_counts) <= 1
+    assert (config.source_fps, config.bad_share, config.workers) == (5.0, 0.3, 1)

@@ -155,6 +155,17 @@ def nerve_only(model, recipe: "Recipe"):
     return single
 
 
+def small_cohort_config(seed: int, n_participants: int, duration_s: float, *, bad_share: float = 0.3,
+                        workers: int = 1):
+    """A small synthetic cohort at 5 fps: 1.5 wrists a participant, the grades as even as they go."""
+    from ctslib.synth.config import SynthConfig
+
+    n_wrists = int(round(1.5 * n_participants))
+    counts = tuple(n_wrists // 4 + (1 if k < n_wrists % 4 else 0) for k in range(4))
+    return SynthConfig(seed=seed, n_participants=n_participants, grade_counts=counts, duration_s=duration_s,
+                       source_fps=5.0, bad_share=bad_share, workers=workers)
+
+
 def synthetic_frames(seed: int, n_participants: int, duration_s: float, folder: Path,
                      *, bad_share: float = 0.3, good_only: bool = False) -> pd.DataFrame:
     """Render a small synthetic cohort into ``folder``; one row per frame with image and mask.
@@ -162,14 +173,10 @@ def synthetic_frames(seed: int, n_participants: int, duration_s: float, folder: 
     Columns: video, plane, wrist_id, bad_reason, image (uint8 HxW), mask (uint8 HxW 0/1).
     ``good_only`` drops the generator's bad frames (blur, dropout, misaligned, frozen).
     """
-    from ctslib.synth.config import SynthConfig
     from ctslib.synth.dataset import ensure_dataset
 
-    n_wrists = int(round(1.5 * n_participants))
-    counts = [n_wrists // 4 + (1 if k < n_wrists % 4 else 0) for k in range(4)]
-    config = SynthConfig(seed=seed, n_participants=n_participants, grade_counts=tuple(counts),
-                         duration_s=duration_s, source_fps=5.0, bad_share=bad_share, workers=1)
-    root = ensure_dataset(folder, config, progress=False)
+    root = ensure_dataset(folder, small_cohort_config(seed, n_participants, duration_s, bad_share=bad_share),
+                          progress=False)
     truth = pd.read_csv(root / "truth" / "frames.csv", keep_default_na=False)
     rows = []
     for video, part in truth.groupby("video", sort=True):
