@@ -187,3 +187,24 @@ def test_small_cohort_has_one_and_a_half_wrists_a_participant_and_even_grades():
     config = pretrained.small_cohort_config(seed=5, n_participants=12, duration_s=4.0)
     assert sum(config.grade_counts) == 18 and max(config.grade_counts) - min(config.grade_counts) <= 1
     assert (config.source_fps, config.bad_share, config.workers) == (5.0, 0.3, 1)
+
+
+def test_sim_to_real_table_puts_each_synthetic_only_figure_beside_the_shipped_model():
+    entry = {"usgra_test_dice_mean": 0.3, "usgra_test_dice_median": 0.2, "usgra_test_crop_hit_rate": 0.4,
+             "synthetic_heldout_dice_mean": 0.9, "best_epoch": 30, "machine": "a CPU"}
+    card = {"sim_to_real": {**entry, "usgra_test_dice_mean": 0.1},
+            "sim_to_real_randomised": {**entry, "scenes": "randomised"},
+            "usgra_test": {"largest": {"dice_mean": 0.7, "dice_median": 0.75, "crop_hit_rate": 0.8}},
+            "synthetic_heldout_dice_mean": 0.95, "best_epoch": 59}
+    table = pretrained.sim_to_real_table(card).set_index("segmenter")
+    assert list(table.index) == ["synthetic only: wrist frames", "synthetic only: randomised frames",
+                                 "shipped: usgra-seg train + synthetic"]
+    # (0.3 - 0.1) / (0.7 - 0.1): a third of the way from the wrist frames' figure to the shipped model's
+    assert table["gap closed"].tolist() == pytest.approx([0.0, 1 / 3, 1.0], abs=1e-3)
+    assert table.loc["synthetic only: randomised frames", "crop-hit"] == 0.4
+
+
+def test_the_shipped_card_reads_as_a_sim_to_real_table():
+    table = pretrained.sim_to_real_table(pretrained.read_card())
+    assert len(table) >= 2 and table["Dice mean"].between(0, 1).all()
+    assert table["gap closed"].iloc[-1] == 1.0 and table["gap closed"].iloc[0] == 0.0

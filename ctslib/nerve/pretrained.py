@@ -391,6 +391,30 @@ def record_sim_to_real(sim_card: dict, card_path: Path = SHIPPED_CARD, *, machin
     return entry
 
 
+def sim_to_real_table(card: dict) -> pd.DataFrame:
+    """The card's synthetic-only segmenters beside the shipped one, on the usgra-seg test images.
+
+    ``gap closed`` is issue 24's measure of a simulator: how much of the distance between the wrist
+    frames' synthetic-only Dice and the shipped model's Dice a synthetic-only segmenter covers.
+    """
+    shipped = card["usgra_test"]["largest"]
+    rows = [{"segmenter": f"synthetic only: {card[key].get('scenes', 'wrist')} frames",
+             "Dice mean": card[key]["usgra_test_dice_mean"], "Dice median": card[key]["usgra_test_dice_median"],
+             "crop-hit": card[key]["usgra_test_crop_hit_rate"],
+             "synthetic held-out Dice": card[key]["synthetic_heldout_dice_mean"],
+             "best epoch": card[key]["best_epoch"], "machine": card[key].get("machine", "")}
+            for key in sorted(k for k in card if k.startswith("sim_to_real"))]
+    rows.append({"segmenter": "shipped: usgra-seg train + synthetic", "Dice mean": shipped["dice_mean"],
+                 "Dice median": shipped["dice_median"], "crop-hit": shipped["crop_hit_rate"],
+                 "synthetic held-out Dice": card["synthetic_heldout_dice_mean"], "best epoch": card["best_epoch"],
+                 "machine": ""})
+    table = pd.DataFrame(rows)
+    if "sim_to_real" in card:
+        floor = card["sim_to_real"]["usgra_test_dice_mean"]
+        table["gap closed"] = ((table["Dice mean"] - floor) / (shipped["dice_mean"] - floor)).round(3)
+    return table
+
+
 def read_card(path: Path = SHIPPED_CARD) -> dict:
     """The JSON card of a shipped segmenter (input size, threshold, figures)."""
     if not Path(path).exists():
