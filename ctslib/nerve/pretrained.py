@@ -398,19 +398,19 @@ def sim_to_real_table(card: dict) -> pd.DataFrame:
     frames' synthetic-only Dice and the shipped model's Dice a synthetic-only segmenter covers.
     """
     shipped = card["usgra_test"]["largest"]
-    rows = [{"segmenter": f"synthetic only: {card[key].get('scenes', 'wrist')} frames",
-             "Dice mean": card[key]["usgra_test_dice_mean"], "Dice median": card[key]["usgra_test_dice_median"],
-             "crop-hit": card[key]["usgra_test_crop_hit_rate"],
-             "synthetic held-out Dice": card[key]["synthetic_heldout_dice_mean"],
-             "best epoch": card[key]["best_epoch"], "machine": card[key].get("machine", "")}
-            for key in sorted(k for k in card if k.startswith("sim_to_real"))]
+    entries = {scenes: card[sim_to_real_key(scenes)] for scenes in SCENE_SETS if sim_to_real_key(scenes) in card}
+    rows = [{"segmenter": f"synthetic only: {scenes} frames", "Dice mean": e["usgra_test_dice_mean"],
+             "Dice median": e["usgra_test_dice_median"], "crop-hit": e["usgra_test_crop_hit_rate"],
+             "synthetic held-out Dice": e["synthetic_heldout_dice_mean"], "best epoch": e["best_epoch"],
+             "machine": e.get("machine", "")}
+            for scenes, e in entries.items()]
     rows.append({"segmenter": "shipped: usgra-seg train + synthetic", "Dice mean": shipped["dice_mean"],
                  "Dice median": shipped["dice_median"], "crop-hit": shipped["crop_hit_rate"],
                  "synthetic held-out Dice": card["synthetic_heldout_dice_mean"], "best epoch": card["best_epoch"],
                  "machine": ""})
     table = pd.DataFrame(rows)
-    if "sim_to_real" in card:
-        floor = card["sim_to_real"]["usgra_test_dice_mean"]
+    if "wrist" in entries:
+        floor = entries["wrist"]["usgra_test_dice_mean"]
         table["gap closed"] = ((table["Dice mean"] - floor) / (shipped["dice_mean"] - floor)).round(3)
     return table
 
