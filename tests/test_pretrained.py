@@ -106,6 +106,26 @@ def test_a_synthetic_only_segmenter_reads_no_real_image_before_the_test(tmp_path
         pretrained.main(["train", "--synthetic-only"])
 
 
+def test_keep_epoch_last_keeps_the_end_of_the_schedule_and_best_keeps_the_validation_pick(tiny_trained, tmp_path):
+    root, _, best = tiny_trained
+    val = [h["val_dice"] for h in best["history"]]
+    assert best["best_epoch"] == 1 + int(np.argmax(val))
+    recipe = replace(TINY, epochs=3, keep_epoch="last")
+    last = pretrained.train(recipe, tmp_path / "last" / "seg.keras", usgra_root=root, log=lambda *_: None)
+    assert last["best_epoch"] == 3 and last["recipe"]["keep_epoch"] == "last"
+    with pytest.raises(ValueError, match="keep_epoch"):
+        pretrained.train(replace(TINY, keep_epoch="median"), tmp_path / "x" / "seg.keras", usgra_root=root)
+
+
+def test_sim_to_real_repeats_differ_only_in_their_seeds():
+    recipes = pretrained.sim_to_real_recipes(replace(TINY, synthetic_only=True), 2)
+    assert [(r.seed, r.synth_train_seed, r.synth_heldout_seed) for r in recipes] == list(pretrained.SIM_SEEDS[:2])
+    assert replace(recipes[1], seed=TINY.seed, synth_train_seed=TINY.synth_train_seed,
+                   synth_heldout_seed=TINY.synth_heldout_seed) == replace(TINY, synthetic_only=True)
+    with pytest.raises(ValueError, match="repeats"):
+        pretrained.sim_to_real_recipes(TINY, 0)
+
+
 def test_the_sim_to_real_figures_go_into_the_card_and_leave_the_rest(tmp_path):
     import json
     import shutil
@@ -114,12 +134,32 @@ def test_the_sim_to_real_figures_go_into_the_card_and_leave_the_rest(tmp_path):
     before = json.loads(Path(card_path).read_text())
     sim = {**before, "recipe": {**before["recipe"], "synthetic_only": True}, "best_epoch": 7,
            "usgra_test": {"largest": {"dice_mean": 0.1, "dice_median": 0.0, "crop_hit_rate": 0.2}}}
-    entry = pretrained.record_sim_to_real(sim, Path(card_path), machine="a CPU")
+    entry = pretrained.record_sim_to_real([sim], Path(card_path), machine="a CPU")
     after = json.loads(Path(card_path).read_text())
-    assert after["sim_to_real"] == entry and entry["usgra_test_dice_mean"] == 0.1 and entry["best_epoch"] == 7
+    assert after["sim_to_real"] == entry and entry["usgra_test_dice_mean"] == 0.1 and entry["runs"][0]["best_epoch"] == 7
     assert {k: v for k, v in after.items() if k != "sim_to_real"} == {k: v for k, v in before.items() if k != "sim_to_real"}
     with pytest.raises(InputError, match="synthetic-only"):
-        pretrained.record_sim_to_real(before, Path(card_path))
+        pretrained.record_sim_to_real([before], Path(card_path))
+
+
+def test_repeated_sim_to_real_runs_are_recorded_as_their_mean_with_each_run_kept(tmp_path):
+    import json
+    import shutil
+
+    card_path = shutil.copy(pretrained.SHIPPED_CARD, tmp_path / "card.json")
+    before = json.loads(Path(card_path).read_text())
+    recipe = {**before["recipe"], "synthetic_only": True, "synth_scenes": "randomised", "keep_epoch": "last"}
+    runs = [{**before, "recipe": {**recipe, "seed": seed, "synth_train_seed": seed + 1, "synth_heldout_seed": seed + 2},
+             "usgra_test": {"largest": {"dice_mean": dice, "dice_median": 0.0, "crop_hit_rate": hit}}}
+            for seed, dice, hit in ((1, 0.2, 0.3), (5, 0.4, 0.5))]
+    entry = pretrained.record_sim_to_real(runs, Path(card_path))
+    assert entry["n_runs"] == 2 and [r["seed"] for r in entry["runs"]] == [1, 5]
+    assert entry["usgra_test_dice_mean"] == pytest.approx(0.3) and entry["usgra_test_crop_hit_rate"] == pytest.approx(0.4)
+    assert "--repeats 2" in entry["command"] and entry["keep_epoch"] == "last"
+    assert pretrained.epoch_kept(entry) == f"last ({before['recipe']['epochs']})"
+    other = {**runs[1], "recipe": {**runs[1]["recipe"], "epochs": 3}}  # not a repeat of the first run
+    with pytest.raises(InputError, match="more than their seeds"):
+        pretrained.record_sim_to_real([runs[0], other], Path(card_path))
 
 
 def test_nerve_only_keeps_the_nerve_channel_of_a_two_output_model():
@@ -167,7 +207,7 @@ def test_randomised_scenes_are_recorded_beside_the_wrist_figure(tmp_path):
     before = json.loads(Path(card_path).read_text())
     sim = {**before, "recipe": {**before["recipe"], "synthetic_only": True, "synth_scenes": "randomised"},
            "usgra_test": {"largest": {"dice_mean": 0.2, "dice_median": 0.1, "crop_hit_rate": 0.3}}}
-    entry = pretrained.record_sim_to_real(sim, Path(card_path), machine="a CPU")
+    entry = pretrained.record_sim_to_real([sim], Path(card_path), machine="a CPU")
     after = json.loads(Path(card_path).read_text())
     assert after["sim_to_real_randomised"] == entry and entry["scenes"] == "randomised"
     assert "--scenes randomised" in entry["command"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -39,3 +40,26 @@ def test_some_scenes_show_no_nerve_and_the_others_put_it_at_many_depths(frames):
 def test_the_nerve_outline_is_textured_tissue_not_an_anechoic_vessel(frames):
     inside = [f["image"][f["mask"] > 0].mean() for _, f in frames.iterrows() if f["mask"].sum() > 200]
     assert np.median(inside) > 20  # a vessel lumen renders near black; a nerve's honeycomb does not
+
+
+def test_the_imaging_depth_is_drawn_per_scene_within_its_range():
+    gen = np.random.default_rng(0)
+    depths = [scenes.random_scene(gen)[1].spacing_mm * scenes.FRAME_SIZE for _ in range(12)]
+    low, high = scenes.DEPTH_RANGE_MM
+    assert all(low <= d <= high for d in depths)
+    assert max(depths) - min(depths) > (high - low) / 3  # speckle grain and nerve size vary in pixels
+
+
+def test_fascicle_map_draws_few_large_or_many_small_fascicles_filling_the_asked_share():
+    from ctslib.synth.anatomy import fascicle_map
+
+    z, x = np.mgrid[0:400, 0:400].astype(np.float32) * 0.02  # 8 x 8 mm at 0.02 mm a pixel
+    a, b = 3.0, 2.0
+    blobs = {}
+    for count, fill in ((4, 0.45), (12, 0.3)):
+        fascicles = fascicle_map(x, z, 4.0, 4.0, a, b, 0.0, np.pi * a * b, np.random.default_rng(1), count=count, fill=fill)
+        n, _, stats, _ = cv2.connectedComponentsWithStats((fascicles > 0.5).astype(np.uint8))
+        share = float((fascicles > 0.5).sum()) * 0.02**2 / (np.pi * a * b)
+        assert 2 <= n - 1 <= count and 0.6 * fill < share < 1.4 * fill  # dart throwing may place fewer than asked
+        blobs[count] = (n - 1, float(np.median(stats[1:, cv2.CC_STAT_AREA])))
+    assert blobs[12][0] > blobs[4][0] and blobs[4][1] > 2 * blobs[12][1]  # the honeycomb: few, large fascicles

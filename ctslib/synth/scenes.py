@@ -5,17 +5,26 @@ retinaculum arch between the flexor tendons. A segmenter trained on those frames
 layout, not what a nerve looks like, and finds almost no nerve in real images of other regions
 (docs/realism.md). These scenes trade anatomy for variety, the domain-randomisation idea:
 
-* tissue in layers (hypoechoic muscle with dotted or striated texture, fat with septa) separated by
-  bright fascia lines of random depth, waviness and strength;
-* 0-3 tendons (echogenic, dotted), a Poisson number of anechoic vessels with bright walls, and a
-  bone surface with its acoustic shadow in half of the scenes;
+* an imaging depth of 20-45 mm drawn per scene, so nerves, speckle grain and tissue layers come at
+  the pixel scales of real images of 1-4 cm deep nerves (usgra-seg), not only the wrist's 24 mm;
+* tissue in layers (hypoechoic muscle with dotted or striated texture, fat with septa) under thin
+  fascia lines that fade in and out, and up to 24 short bright streaks (septa, fascicle walls);
+* 0-3 tendons (echogenic, dotted, half of them outlined), a Poisson number of anechoic vessels with
+  thin walls or none, 0-2 large dark bodies (muscle bellies), and a bone surface with its acoustic
+  shadow in half of the scenes: the look-alikes a model must learn to leave out;
 * 0, 1 or 2 nerves (15 % of scenes show none, so the model also learns to say "no nerve"): an
-  irregular oval of 4-40 mm² with a honeycomb of fascicles and a bright rim, placed anywhere;
-* imaging drawn per scene: beam width, gain, dynamic range and speckle reduction.
+  irregular oval of 4-40 mm² placed anywhere, mostly a honeycomb of 3-15 dark fascicles in
+  epineurium whose brightness is drawn *relative to the tissue around it* (real nerves stand out by
+  texture more than by brightness), a partial bright outline, and in half of them a fascia plane
+  along the nerve or a vessel beside it, as nerves run between muscles and with arteries;
+* imaging drawn per scene: beam width, gain, dynamic range, speckle reduction, grey map and the
+  depth darkening the TGC leaves.
 
-Frames are rendered with the same B-mode model as the study's videos (``ctslib.synth.bmode``), a few
-probe poses per scene. They serve the segmenter's training and its sim-to-real measurement
-(``ctslib.nerve.pretrained``, ``Recipe.synth_scenes``); the study's cohort does not use them.
+Each choice answers a gap seen against usgra-seg, in the realism table or in a model's probability
+maps (docs/realism.md, "Third round"). Frames are rendered with the same B-mode model as the study's
+videos (``ctslib.synth.bmode``), one probe pose per scene. They serve the segmenter's training and its
+sim-to-real measurement (``ctslib.nerve.pretrained``, ``Recipe.synth_scenes``); the study's cohort does
+not use them.
 """
 
 from __future__ import annotations
@@ -32,95 +41,154 @@ from ctslib.synth.anatomy import (Canvas, Scene, bone_surface, ellipse_radius, f
 from ctslib.synth.bmode import FramePose, Imaging, make_world, render_frame
 
 FRAME_SIZE = 256
-DEPTH_MM = 24.0              # as the study's default frames
-SIDE_PAD_MM = 3.0            # canvas margin beside the image (the probe only sways)
-NO_NERVE_SHARE = 0.15        # scenes without a nerve
-TWO_NERVES_SHARE = 0.2       # of the scenes with a nerve: two of them
-NERVE_CSA_MM2 = (4.0, 40.0)  # wider than the wrist's 6-25 mm²: usgra-seg's nerves range from elbow to sciatic
+DEPTH_RANGE_MM = (20.0, 45.0)  # imaging depth drawn per scene: usgra-seg's nerves lie 1-4 cm deep
+SIDE_PAD_MM = 3.0              # canvas margin beside the image (the probe only sways)
+NO_NERVE_SHARE = 0.15          # scenes without a nerve
+TWO_NERVES_SHARE = 0.2         # of the scenes with a nerve: two of them
+NERVE_CSA_MM2 = (4.0, 40.0)    # wider than the wrist's 6-25 mm²: usgra-seg's nerves range from elbow to sciatic
 
 
-def _tissue_layers(scene: Scene, x: np.ndarray, z: np.ndarray, spacing: float, gen: np.random.Generator) -> None:
-    """Layers of muscle or fat under the subcutaneous fat, each topped by a bright fascia line."""
+def _broken(x: np.ndarray, spacing: float, gen: np.random.Generator) -> np.ndarray:
+    """Brightness along a line that fades in and out (real fascia are drawn in dashes, not strokes)."""
+    return np.clip(0.6 + smooth_noise(x.shape, gen.uniform(1.0, 4.0) / spacing, 1.0, gen), 0.0, 1.6)
+
+
+def _tissue_layers(scene: Scene, x: np.ndarray, z: np.ndarray, depth_mm: float, spacing: float,
+                   gen: np.random.Generator) -> None:
+    """Layers of muscle or fat under the subcutaneous fat, each topped by a thin, broken fascia line."""
     level = gen.uniform(1.5, 6.0)
-    while level < DEPTH_MM + 2.0:
-        thick = gen.uniform(2.0, 8.0)
+    while level < depth_mm + 2.0:
+        thick = gen.uniform(2.0, 10.0)
         top = level + smooth_curve(x[0], gen.uniform(0.2, 1.5), gen.uniform(8.0, 30.0), gen)
         depth = z - top[None, :]
         inside = (depth >= 0) & (depth < thick)
-        if gen.random() < 0.5:  # muscle: hypoechoic, dotted or striated
+        if gen.random() < 0.55:  # muscle: hypoechoic, dotted or striated
             base = gen.uniform(0.02, 0.12)
-            texture = smooth_noise(x.shape, gen.uniform(0.1, 1.5) / spacing, gen.uniform(0.05, 0.2) / spacing, gen)
+            texture = smooth_noise(x.shape, gen.uniform(0.1, 1.5) / spacing, gen.uniform(0.03, 0.15) / spacing, gen)
             scene.echo = np.where(inside, base * np.clip(1 + 0.8 * texture, 0.1, None), scene.echo).astype(np.float32)
             scene.spec += inside * gen.uniform(0.1, 0.5) * np.clip(texture - 1.3, 0, None)
         else:  # fat or loose connective tissue with septa
             base = gen.uniform(0.005, 0.05)
-            septa = smooth_noise(x.shape, gen.uniform(1.0, 3.0) / spacing, 0.06 / spacing, gen)
+            septa = smooth_noise(x.shape, gen.uniform(1.0, 3.0) / spacing, 0.04 / spacing, gen)
             scene.echo = np.where(inside, base, scene.echo).astype(np.float32)
             scene.spec += inside * gen.uniform(0.2, 0.8) * np.clip(septa - gen.uniform(1.0, 1.8), 0, None)
-        scene.spec += gen.uniform(0.3, 1.2) * thin_line(depth, gen.uniform(0.05, 0.12))
+        scene.spec += gen.uniform(0.2, 1.2) * _broken(x, spacing, gen) * thin_line(depth, gen.uniform(0.03, 0.09))
         level += thick
 
 
-def _tendons_and_vessels(scene: Scene, x: np.ndarray, z: np.ndarray, spacing: float, gen: np.random.Generator) -> None:
-    """Echogenic dotted tendons and anechoic vessels with bright walls: the nerve's look-alikes."""
+def _fascia_streaks(scene: Scene, x: np.ndarray, z: np.ndarray, depth_mm: float, spacing: float,
+                    gen: np.random.Generator) -> None:
+    """Short, thin bright streaks: the clutter of septa and fascicle walls of real images."""
+    for _ in range(int(gen.integers(0, 25))):
+        cx, cz = gen.uniform(-depth_mm / 2, depth_mm / 2), gen.uniform(1.0, depth_mm)
+        half = gen.uniform(1.0, 8.0)
+        tilt = gen.normal(0, 0.15)
+        across = (z - cz) - tilt * (x - cx) + smooth_curve(x[0], gen.uniform(0.05, 0.4), gen.uniform(4, 12), gen)[None, :]
+        along = np.clip(1 - ((x - cx) / half) ** 2, 0, None)
+        scene.spec += gen.uniform(0.2, 0.9) * along * thin_line(across, gen.uniform(0.03, 0.07))
+
+
+def _tendons_and_vessels(scene: Scene, x: np.ndarray, z: np.ndarray, depth_mm: float, spacing: float,
+                         gen: np.random.Generator) -> None:
+    """Echogenic dotted tendons, anechoic vessels (thin walls or none) and dark bodies: the nerve's look-alikes."""
+    half_width, deep = depth_mm / 2, 0.8 * depth_mm
     for _ in range(int(gen.integers(0, 4))):
-        r = ellipse_radius(x, z, gen.uniform(-12, 12), gen.uniform(3, 18), gen.uniform(1.2, 3.0), gen.uniform(0.8, 2.0),
-                           gen.normal(0, 0.3))
+        r = ellipse_radius(x, z, gen.uniform(-half_width, half_width), gen.uniform(3, deep), gen.uniform(1.2, 3.0),
+                           gen.uniform(0.8, 2.0), gen.normal(0, 0.3))
         inside = soft_inside(r, 0.08)
-        dots = smooth_noise(x.shape, 0.12 / spacing, 0.12 / spacing, gen)
-        scene.echo = scene.echo * (1 - inside) + inside * gen.uniform(0.2, 0.8) * np.clip(1 + 0.5 * dots, 0.2, None)
+        dots = smooth_noise(x.shape, 0.1 / spacing, 0.1 / spacing, gen)
+        scene.echo = scene.echo * (1 - inside) + inside * gen.uniform(0.15, 0.6) * np.clip(1 + 0.5 * dots, 0.2, None)
         scene.spec += inside * 0.25 * np.clip(dots - 0.8, 0, None)
+        if gen.random() < 0.5:  # a bright outline is no nerve's privilege
+            scene.spec += gen.uniform(0.2, 0.8) * _broken(x, spacing, gen) * thin_line(r - 1.0, 0.05)
     for _ in range(int(gen.poisson(1.5))):
-        radius = gen.uniform(0.6, 3.5)
-        r = ellipse_radius(x, z, gen.uniform(-12, 12), gen.uniform(3, 18), radius * gen.uniform(1.0, 1.5), radius,
-                           gen.normal(0, 0.3))
+        radius = gen.uniform(0.6, 5.0)
+        r = ellipse_radius(x, z, gen.uniform(-half_width, half_width), gen.uniform(3, deep), radius * gen.uniform(1.0, 1.5),
+                           radius, gen.normal(0, 0.3))
         scene.echo = np.where(r < 1, 0.002, scene.echo).astype(np.float32)
-        scene.spec = scene.spec * (r >= 1) + gen.uniform(0.2, 0.6) * thin_line(r - 1.0, 0.07)
+        wall = gen.uniform(0.0, 0.5) if gen.random() < 0.6 else 0.0
+        scene.spec = scene.spec * (r >= 1) + wall * thin_line(r - 1.0, 0.03 / radius + 0.02)
+    for _ in range(int(gen.integers(0, 3))):  # muscle bellies and vessels without a wall: dark, never nerve
+        r = ellipse_radius(x, z, gen.uniform(-half_width, half_width), gen.uniform(3, deep), gen.uniform(2, 8),
+                           gen.uniform(1.5, 6), gen.normal(0, 0.3))
+        r = r * (1 + 0.1 * smooth_noise(x.shape, 1.0 / spacing, 1.0 / spacing, gen))
+        inside = soft_inside(r, 0.1)
+        scene.echo = scene.echo * (1 - inside * gen.uniform(0.6, 0.97))
+        scene.spec = scene.spec * (1 - inside * gen.uniform(0.5, 1.0))
 
 
-def _nerve(scene: Scene, x: np.ndarray, z: np.ndarray, spacing: float, gen: np.random.Generator) -> np.ndarray:
-    """Draw one nerve (honeycomb of fascicles, bright rim) anywhere; return its mask."""
+def _nerve(scene: Scene, x: np.ndarray, z: np.ndarray, depth_mm: float, spacing: float,
+           gen: np.random.Generator) -> np.ndarray:
+    """Draw one nerve (a honeycomb of dark fascicles in bright epineurium, a bright rim) anywhere; return its mask."""
     csa = gen.uniform(*NERVE_CSA_MM2)
-    aspect = gen.uniform(1.0, 3.5)
+    aspect = gen.uniform(1.0, 3.0)
     a, b = math.sqrt(csa * aspect / math.pi), math.sqrt(csa / (aspect * math.pi))
-    cx, cz, angle = gen.uniform(-9, 9), gen.uniform(3, 17), gen.normal(0, 0.3)
+    cx, cz, angle = gen.uniform(-0.4, 0.4) * depth_mm, gen.uniform(0.12, 0.75) * depth_mm, gen.normal(0, 0.3)
     r = ellipse_radius(x, z, cx, cz, a, b, angle) * (1 + 0.08 * smooth_noise(x.shape, 1.0 / spacing, 1.0 / spacing, gen))
-    fascicles = fascicle_map(x, z, cx, cz, a, b, angle, csa, gen)
-    fascicles = cv2.GaussianBlur(fascicles, (0, 0), max(gen.uniform(0.03, 0.3) / spacing, 0.3))
+    # Real nerves stand out from their surroundings by texture more than by brightness (docs/realism.md:
+    # +1 dB over the ring around them), so the nerve's levels are drawn relative to the tissue it replaces.
+    around = float(np.median(scene.echo[r < 1.6])) + 0.005
+    if gen.random() < 0.7:  # few large fascicles: the honeycomb of real nerves
+        count = int(gen.integers(3, 16))
+        fascicles = fascicle_map(x, z, cx, cz, a, b, angle, csa, gen, count=count, fill=gen.uniform(0.3, 0.55))
+        echo_epi, echo_fasc = around * 10 ** gen.uniform(0.0, 1.2), around * 10 ** gen.uniform(-1.5, -0.3)
+    else:  # many small fascicles
+        fascicles = fascicle_map(x, z, cx, cz, a, b, angle, csa, gen)
+        echo_epi, echo_fasc = around * 10 ** gen.uniform(0.0, 0.9), around * 10 ** gen.uniform(-1.0, 0.0)
+    fascicles = cv2.GaussianBlur(fascicles, (0, 0), max(gen.uniform(0.02, 0.15) / spacing, 0.3))
     inside = soft_inside(r, 0.04)
     perineurium = np.clip(4 * fascicles * (1 - fascicles), 0, 1)
-    echo = (gen.uniform(0.1, 0.6) * (1 - fascicles) + gen.uniform(0.01, 0.06) * fascicles
-            + gen.uniform(0.0, 0.4) * perineurium)
+    echo = echo_epi * (1 - fascicles) + echo_fasc * fascicles + gen.uniform(0.0, 0.4) * perineurium
     scene.echo = scene.echo * (1 - inside) + inside * echo
-    scene.spec = scene.spec * (1 - inside) + gen.uniform(0.2, 0.9) * thin_line(r - 1.0, 0.06)
+    # The epineurium's bright outline is partial in real images (dashed, brighter on top and bottom),
+    # and sometimes missing: a closed bright ring would be a cue no real nerve offers.
+    rim = gen.uniform(0.0, 0.9) * _broken(x, spacing, gen) * thin_line(r - 1.0, gen.uniform(0.03, 0.08))
+    scene.spec = scene.spec * (1 - inside) + inside * gen.uniform(0.0, 0.6) * perineurium + rim
+    if gen.random() < 0.5:  # a fascia plane running along the nerve, as nerves travel between muscles
+        side = b if gen.random() < 0.5 else -b
+        along = z - (cz + side + smooth_curve(x[0], gen.uniform(0.1, 0.6), gen.uniform(8, 25), gen)[None, :])
+        scene.spec += gen.uniform(0.3, 1.0) * _broken(x, spacing, gen) * thin_line(along, gen.uniform(0.04, 0.09)) * (r >= 0.9)
+    if gen.random() < 0.5:  # a vessel beside it (brachial plexus and artery, femoral nerve and vessels)
+        radius = gen.uniform(0.8, 4.0)
+        direction = gen.uniform(0, 2 * math.pi)
+        reach = max(a, b) + radius * gen.uniform(0.9, 1.3)
+        vx, vz = cx + reach * math.cos(direction), cz + reach * math.sin(direction)
+        rv = ellipse_radius(x, z, vx, vz, radius * gen.uniform(1.0, 1.4), radius, gen.normal(0, 0.3))
+        lumen = (rv < 1) & (r >= 1.0)
+        scene.echo = np.where(lumen, 0.002, scene.echo).astype(np.float32)
+        scene.spec = np.where(lumen, 0.0, scene.spec).astype(np.float32)
     return (r < 1.0).astype(np.uint8)
 
 
 def random_scene(gen: np.random.Generator) -> tuple[Scene, Canvas]:
-    """One randomised cross-section (module docstring) and its canvas."""
-    spacing = DEPTH_MM / FRAME_SIZE
+    """One randomised cross-section (module docstring) and its canvas, at a depth drawn per scene."""
+    depth_mm = gen.uniform(*DEPTH_RANGE_MM)
+    spacing = depth_mm / FRAME_SIZE
     canvas = Canvas.around_image(FRAME_SIZE, spacing, SIDE_PAD_MM)
     x, z = canvas.grid_mm()
     scene = skin_and_fat(x, z, canvas, gen.uniform(1.0, 6.0), gen)
-    _tissue_layers(scene, x, z, spacing, gen)
-    _tendons_and_vessels(scene, x, z, spacing, gen)
+    _tissue_layers(scene, x, z, depth_mm, spacing, gen)
+    _fascia_streaks(scene, x, z, depth_mm, spacing, gen)
+    _tendons_and_vessels(scene, x, z, depth_mm, spacing, gen)
     mask = np.zeros(x.shape, np.uint8)
     n_nerves = 0 if gen.random() < NO_NERVE_SHARE else (2 if gen.random() < TWO_NERVES_SHARE else 1)
     for _ in range(n_nerves):
-        mask = np.maximum(mask, _nerve(scene, x, z, spacing, gen))
+        mask = np.maximum(mask, _nerve(scene, x, z, depth_mm, spacing, gen))
     scene.mask = mask
     if gen.random() < 0.5:
-        surface = gen.uniform(10, DEPTH_MM + 3) + smooth_curve(x[0], gen.uniform(0.5, 3), gen.uniform(8, 20), gen)
+        surface = (gen.uniform(0.45, 1.1) * depth_mm
+                   + smooth_curve(x[0], gen.uniform(0.3, 2.0), gen.uniform(15, 40), gen))
         bone_surface(scene, x, z, surface, canvas, gen)
         scene.mask = scene.mask * (z < surface[None, :] - 0.2)  # nothing is seen, nor outlined, in the shadow
     return scene, canvas
 
 
 def random_imaging(gen: np.random.Generator) -> Imaging:
-    """Scanner settings of one scene: beam width, gain, dynamic range, speckle reduction."""
-    return Imaging(axial_psf_mm=gen.uniform(0.07, 0.15), lateral_psf_mm=gen.uniform(0.15, 0.3),
+    """Scanner settings of one scene: beam width, gain, dynamic range, speckle reduction, grey map, TGC."""
+    return Imaging(axial_psf_mm=gen.uniform(0.04, 0.1), lateral_psf_mm=gen.uniform(0.08, 0.2),
                    gain_db=gen.uniform(-14, 2), dynamic_range_db=gen.uniform(40, 60),
-                   speckle_smoothing_mm=(gen.uniform(0.05, 0.15), gen.uniform(0.04, 0.1)))
+                   speckle_smoothing_mm=(gen.uniform(0.05, 0.15), gen.uniform(0.04, 0.1)),
+                   gray_map_power=gen.uniform(1.1, 2.0), tgc_residual_db_per_cm=gen.uniform(0.0, 6.0))
 
 
 def scene_frames(seed: int, n_scenes: int, frames_per_scene: int) -> pd.DataFrame:
