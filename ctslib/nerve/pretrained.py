@@ -22,6 +22,9 @@ with device-shift augmentation (``ctslib.nerve.augment``) drawn afresh every epo
 stream, Dice + BCE loss, Adam with warm-up and cosine decay. Figures reported after training:
 usgra-seg test (mean/median Dice, crop-hit; flip test-time augmentation) and Dice on the frames
 showing a nerve of a second, held-out synthetic cohort.
+
+Kept whole, one concern: the shipped recipe and its synthetic-only measurement (sim-to-real, repeated
+over seeds) share one training loop and one card, and split they would pass the card's keys back and forth.
 """
 
 from __future__ import annotations
