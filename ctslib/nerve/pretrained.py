@@ -377,6 +377,7 @@ def sim_to_real_key(scenes: str) -> str:
 
 SIM_SEEDS: tuple[tuple[int, int, int], ...] = ((2026, 101, 202), (7, 303, 404), (11, 505, 606))
 """(recipe seed, training scenes seed, held-out scenes seed) of each repeat of the sim-to-real measurement."""
+SEED_FIELDS = ("seed", "synth_train_seed", "synth_heldout_seed")  # the Recipe fields a SIM_SEEDS row sets
 
 
 def sim_to_real_recipes(recipe: Recipe, repeats: int) -> list[Recipe]:
@@ -387,8 +388,7 @@ def sim_to_real_recipes(recipe: Recipe, repeats: int) -> list[Recipe]:
     """
     if not 1 <= repeats <= len(SIM_SEEDS):
         raise ValueError(f"repeats must be 1 to {len(SIM_SEEDS)}, got {repeats}")
-    return [replace(recipe, seed=seed, synth_train_seed=train_seed, synth_heldout_seed=heldout_seed)
-            for seed, train_seed, heldout_seed in SIM_SEEDS[:repeats]]
+    return [replace(recipe, **dict(zip(SEED_FIELDS, seeds))) for seeds in SIM_SEEDS[:repeats]]
 
 
 def record_sim_to_real(sim_cards: list[dict], card_path: Path = SHIPPED_CARD, *, machine: str = "") -> dict:
@@ -404,8 +404,7 @@ def record_sim_to_real(sim_cards: list[dict], card_path: Path = SHIPPED_CARD, *,
     for sim_card in sim_cards:
         if not sim_card.get("recipe", {}).get("synthetic_only"):
             raise InputError("not a synthetic-only segmenter's card (recipe.synthetic_only is false)", file=card_path)
-    recipes = [{k: v for k, v in c["recipe"].items() if k not in ("seed", "synth_train_seed", "synth_heldout_seed")}
-               for c in sim_cards]
+    recipes = [{k: v for k, v in c["recipe"].items() if k not in SEED_FIELDS} for c in sim_cards]
     if any(r != recipes[0] for r in recipes):
         raise InputError("the synthetic-only runs differ in more than their seeds", file=card_path)
     first = sim_cards[0]["recipe"]
