@@ -44,6 +44,7 @@ from ctslib.nerve import pretrained  # noqa: E402
 from ctslib.synth import realism  # noqa: E402
 from ctslib.synth.config import SynthConfig  # noqa: E402
 from ctslib.synth.dataset import ensure_dataset  # noqa: E402
+from ctslib.synth.scenes import SCENE_SETS  # noqa: E402
 
 TABLE_COLUMNS = ["statistic", "region", "synthetic", "real", "gap"]
 
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--participants", type=int, default=12)
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per synthetic video")
     parser.add_argument("--frames", type=int, default=150, help="synthetic frames in the realism table")
-    parser.add_argument("--scenes", choices=pretrained.SCENE_SETS, default="wrist",
+    parser.add_argument("--scenes", choices=SCENE_SETS, default="wrist",
                         help="synthetic frames: the study's wrist videos or randomised scenes (ctslib.synth.scenes)")
     parser.add_argument("--epochs", type=int, default=0, help="synthetic-only training epochs (0 = realism only)")
     parser.add_argument("--out", type=Path, default=None, help="where the screening segmenter goes (default: a temp folder)")

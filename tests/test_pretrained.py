@@ -78,6 +78,7 @@ def test_tiny_training_is_deterministic_and_writes_weights_and_card(tiny_trained
     assert card == first and pretrained.weights_hash(model) == card["weights_sha256"]
     assert card["n_usgra_train"] + card["n_usgra_val"] == 10  # the 3 test images were never read for training
     assert card["usgra_test"]["largest"]["n_images"] == 3 and len(card["history"]) == 2
+    assert "usgra_dev" not in card  # its train split is training data, not a development set
     assert card["recipe"]["seed"] == TINY.seed and card["input_size"] == 32
 
 
@@ -91,17 +92,26 @@ def test_vessel_output_is_trained_then_dropped_from_the_saved_nerve_segmenter(ti
     assert card["usgra_test"]["largest"]["n_images"] == 3
 
 
-def test_a_synthetic_only_segmenter_reads_no_real_image_before_the_test(tmp_path):
+def test_a_synthetic_only_segmenter_learns_nothing_from_real_images_and_scores_the_unseen_train_split(tmp_path):
     root = fake_usgra(tmp_path / "usgra")
-    for image in (root / "dataset" / "images").glob("*.png"):
-        image.write_bytes(b"not an image")  # reading any real training image now fails
-    with pytest.raises(InputError):
-        pretrained.train(TINY, tmp_path / "shipped" / "seg.keras", usgra_root=root, log=lambda *_: None)
-    card = pretrained.train(replace(TINY, synthetic_only=True), tmp_path / "sim" / "seg.keras", usgra_root=root,
-                            log=lambda *_: None)
+    sim = replace(TINY, synthetic_only=True)
+    card = pretrained.train(sim, tmp_path / "sim" / "seg.keras", usgra_root=root, log=lambda *_: None)
     assert card["n_usgra_train"] == 0 and card["n_usgra_val"] == 0 and "usgra_val_dice_mean" not in card
     assert 0.0 <= card["synthetic_val_dice_mean"] <= 1.0 and card["recipe"]["synthetic_only"] is True
-    assert card["usgra_test"]["largest"]["n_images"] == 3  # scored on the real test images only
+    assert card["usgra_test"]["largest"]["n_images"] == 3
+    assert card["usgra_dev"]["largest"]["n_images"] == 10  # the train split, unseen, compares simulators
+    gen = np.random.default_rng(1)
+    for image in (root / "dataset" / "images").glob("*.png"):  # other real training pixels, same files
+        cv2.imwrite(str(image), gen.integers(0, 256, (70, 80)).astype(np.uint8))
+    other = pretrained.train(sim, tmp_path / "sim2" / "seg.keras", usgra_root=root, log=lambda *_: None)
+    assert other["weights_sha256"] == card["weights_sha256"]  # the model did not change with them
+    model, _ = pretrained.load_shipped(tmp_path / "sim2" / "seg.keras")
+    dev = usgra_summary(usgra_check(model, 32, TINY.threshold, root=root, subset="train", flip_tta=True))
+    assert other["usgra_dev"]["largest"]["dice_mean"] == pytest.approx(dev.iloc[0]["dice_mean"], abs=1e-4)
+    for image in (root / "dataset" / "images").glob("*.png"):
+        image.write_bytes(b"not an image")  # the shipped recipe reads them, and says which file is broken
+    with pytest.raises(InputError):
+        pretrained.train(TINY, tmp_path / "shipped" / "seg.keras", usgra_root=root, log=lambda *_: None)
     with pytest.raises(SystemExit):  # the command refuses to overwrite the shipped weights with it
         pretrained.main(["train", "--synthetic-only"])
 
@@ -115,51 +125,6 @@ def test_keep_epoch_last_keeps_the_end_of_the_schedule_and_best_keeps_the_valida
     assert last["best_epoch"] == 3 and last["recipe"]["keep_epoch"] == "last"
     with pytest.raises(ValueError, match="keep_epoch"):
         pretrained.train(replace(TINY, keep_epoch="median"), tmp_path / "x" / "seg.keras", usgra_root=root)
-
-
-def test_sim_to_real_repeats_differ_only_in_their_seeds():
-    recipes = pretrained.sim_to_real_recipes(replace(TINY, synthetic_only=True), 2)
-    assert [(r.seed, r.synth_train_seed, r.synth_heldout_seed) for r in recipes] == list(pretrained.SIM_SEEDS[:2])
-    assert replace(recipes[1], seed=TINY.seed, synth_train_seed=TINY.synth_train_seed,
-                   synth_heldout_seed=TINY.synth_heldout_seed) == replace(TINY, synthetic_only=True)
-    with pytest.raises(ValueError, match="repeats"):
-        pretrained.sim_to_real_recipes(TINY, 0)
-
-
-def test_the_sim_to_real_figures_go_into_the_card_and_leave_the_rest(tmp_path):
-    import json
-    import shutil
-
-    card_path = shutil.copy(pretrained.SHIPPED_CARD, tmp_path / "card.json")
-    before = json.loads(Path(card_path).read_text())
-    sim = {**before, "recipe": {**before["recipe"], "synthetic_only": True}, "best_epoch": 7,
-           "usgra_test": {"largest": {"dice_mean": 0.1, "dice_median": 0.0, "crop_hit_rate": 0.2}}}
-    entry = pretrained.record_sim_to_real([sim], Path(card_path), machine="a CPU")
-    after = json.loads(Path(card_path).read_text())
-    assert after["sim_to_real"] == entry and entry["usgra_test_dice_mean"] == 0.1 and entry["runs"][0]["best_epoch"] == 7
-    assert {k: v for k, v in after.items() if k != "sim_to_real"} == {k: v for k, v in before.items() if k != "sim_to_real"}
-    with pytest.raises(InputError, match="synthetic-only"):
-        pretrained.record_sim_to_real([before], Path(card_path))
-
-
-def test_repeated_sim_to_real_runs_are_recorded_as_their_mean_with_each_run_kept(tmp_path):
-    import json
-    import shutil
-
-    card_path = shutil.copy(pretrained.SHIPPED_CARD, tmp_path / "card.json")
-    before = json.loads(Path(card_path).read_text())
-    recipe = {**before["recipe"], "synthetic_only": True, "synth_scenes": "randomised", "keep_epoch": "last"}
-    runs = [{**before, "recipe": {**recipe, "seed": seed, "synth_train_seed": seed + 1, "synth_heldout_seed": seed + 2},
-             "usgra_test": {"largest": {"dice_mean": dice, "dice_median": 0.0, "crop_hit_rate": hit}}}
-            for seed, dice, hit in ((1, 0.2, 0.3), (5, 0.4, 0.5))]
-    entry = pretrained.record_sim_to_real(runs, Path(card_path))
-    assert entry["n_runs"] == 2 and [r["seed"] for r in entry["runs"]] == [1, 5]
-    assert entry["usgra_test_dice_mean"] == pytest.approx(0.3) and entry["usgra_test_crop_hit_rate"] == pytest.approx(0.4)
-    assert "--repeats 2" in entry["command"] and entry["keep_epoch"] == "last"
-    assert pretrained.epoch_kept(entry) == f"last ({before['recipe']['epochs']})"
-    other = {**runs[1], "recipe": {**runs[1]["recipe"], "epochs": 3}}  # not a repeat of the first run
-    with pytest.raises(InputError, match="more than their seeds"):
-        pretrained.record_sim_to_real([runs[0], other], Path(card_path))
 
 
 def test_nerve_only_keeps_the_nerve_channel_of_a_two_output_model():
@@ -199,21 +164,6 @@ def test_shipped_model_reproduces_its_card_on_the_usgra_test_images():
     assert summary.loc["largest", "crop_hit_rate"] > 0.5  # far above chance: it finds real nerves
 
 
-def test_randomised_scenes_are_recorded_beside_the_wrist_figure(tmp_path):
-    import json
-    import shutil
-
-    card_path = shutil.copy(pretrained.SHIPPED_CARD, tmp_path / "card.json")
-    before = json.loads(Path(card_path).read_text())
-    sim = {**before, "recipe": {**before["recipe"], "synthetic_only": True, "synth_scenes": "randomised"},
-           "usgra_test": {"largest": {"dice_mean": 0.2, "dice_median": 0.1, "crop_hit_rate": 0.3}}}
-    entry = pretrained.record_sim_to_real([sim], Path(card_path), machine="a CPU")
-    after = json.loads(Path(card_path).read_text())
-    assert after["sim_to_real_randomised"] == entry and entry["scenes"] == "randomised"
-    assert "--scenes randomised" in entry["command"]
-    assert after["sim_to_real"] == before["sim_to_real"]  # the wrist figure (before the change) stays
-
-
 def test_synthetic_sets_take_randomised_scenes_or_refuse_an_unknown_set():
     recipe = replace(TINY, synth_scenes="randomised", scenes_train=4, scenes_heldout=2)
     train, heldout = pretrained.synthetic_sets(recipe)
@@ -229,22 +179,3 @@ def test_small_cohort_has_one_and_a_half_wrists_a_participant_and_even_grades():
     assert (config.source_fps, config.bad_share, config.workers) == (5.0, 0.3, 1)
 
 
-def test_sim_to_real_table_puts_each_synthetic_only_figure_beside_the_shipped_model():
-    entry = {"usgra_test_dice_mean": 0.3, "usgra_test_dice_median": 0.2, "usgra_test_crop_hit_rate": 0.4,
-             "synthetic_heldout_dice_mean": 0.9, "best_epoch": 30, "machine": "a CPU"}
-    card = {"sim_to_real": {**entry, "usgra_test_dice_mean": 0.1},
-            "sim_to_real_randomised": {**entry, "scenes": "randomised"},
-            "usgra_test": {"largest": {"dice_mean": 0.7, "dice_median": 0.75, "crop_hit_rate": 0.8}},
-            "synthetic_heldout_dice_mean": 0.95, "best_epoch": 59}
-    table = pretrained.sim_to_real_table(card).set_index("segmenter")
-    assert list(table.index) == ["synthetic only: wrist frames", "synthetic only: randomised frames",
-                                 "shipped: usgra-seg train + synthetic"]
-    # (0.3 - 0.1) / (0.7 - 0.1): a third of the way from the wrist frames' figure to the shipped model's
-    assert table["gap closed"].tolist() == pytest.approx([0.0, 1 / 3, 1.0], abs=1e-3)
-    assert table.loc["synthetic only: randomised frames", "crop-hit"] == 0.4
-
-
-def test_the_shipped_card_reads_as_a_sim_to_real_table():
-    table = pretrained.sim_to_real_table(pretrained.read_card())
-    assert len(table) >= 2 and table["Dice mean"].between(0, 1).all()
-    assert table["gap closed"].iloc[-1] == 1.0 and table["gap closed"].iloc[0] == 0.0

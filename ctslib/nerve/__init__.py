@@ -2,4 +2,4 @@
 nerve-centred crops (cutting, summaries, figures), run in order by ``stage``."""
 
 __all__ = ["augment", "crop", "crop_figures", "crop_summary", "finetune", "frames", "geometry", "hints", "inference",
-           "inputs", "presence", "pretrained", "realcheck", "scores", "stage", "subsets", "unet"]
+           "inputs", "presence", "pretrained", "realcheck", "scores", "sim_to_real", "stage", "subsets", "unet"]

@@ -23,8 +23,8 @@ stream, Dice + BCE loss, Adam with warm-up and cosine decay. Figures reported af
 usgra-seg test (mean/median Dice, crop-hit; flip test-time augmentation) and Dice on the frames
 showing a nerve of a second, held-out synthetic cohort.
 
-Kept whole, one concern: the shipped recipe and its synthetic-only measurement (sim-to-real, repeated
-over seeds) share one training loop and one card, and split they would pass the card's keys back and forth.
+The synthetic-only measurement of the simulator (sim-to-real) trains with ``train`` and records its
+figures through ``ctslib.nerve.sim_to_real``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import argparse
 import json
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
@@ -49,7 +49,9 @@ from ctslib.nerve.augment import AugmentConfig, augment_batch
 from ctslib.nerve.inference import segment_images
 from ctslib.nerve.realcheck import usgra_check, usgra_summary
 from ctslib.nerve.scores import dice_score
+from ctslib.nerve.sim_to_real import record_sim_to_real, sim_to_real_key, sim_to_real_recipes
 from ctslib.nerve.unet import build_unet, compile_segmenter, load_segmenter, save_segmenter
+from ctslib.synth.scenes import SCENE_SETS, scene_frames
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 SHIPPED_WEIGHTS = WEIGHTS_DIR / "nerve_segmenter.keras"
@@ -199,7 +201,6 @@ def synthetic_frames(seed: int, n_participants: int, duration_s: float, folder: 
     return pd.DataFrame(rows)
 
 
-SCENE_SETS = ("wrist", "randomised")
 KEEP_EPOCHS = ("best", "last")
 FRAMES_PER_SCENE = 1
 
@@ -209,8 +210,6 @@ def synthetic_sets(recipe: "Recipe") -> tuple[pd.DataFrame, pd.DataFrame]:
     if recipe.synth_scenes not in SCENE_SETS:
         raise ValueError(f"synth_scenes must be one of {SCENE_SETS}, got {recipe.synth_scenes!r}")
     if recipe.synth_scenes == "randomised":
-        from ctslib.synth.scenes import scene_frames
-
         return (scene_frames(recipe.synth_train_seed, recipe.scenes_train, FRAMES_PER_SCENE),
                 scene_frames(recipe.synth_heldout_seed, recipe.scenes_heldout, FRAMES_PER_SCENE))
     with tempfile.TemporaryDirectory(prefix="cts-synth-") as tmp:
@@ -264,7 +263,9 @@ def train(recipe: Recipe, out_path: Path = SHIPPED_WEIGHTS, *, usgra_root: Path 
     is read before the test: every epoch draws as many synthetic frames as the shipped recipe draws
     real and synthetic ones together, and the synthetic held-out cohort stands in for validation
     (the measurement keeps the last epoch instead, ``keep_epoch``: that score saturates). The usgra-seg
-    test figures then say how far a model of synthetic nerves gets on real ones.
+    test figures then say how far a model of synthetic nerves gets on real ones. Such a run also scores
+    the usgra-seg train images, which it never saw (``usgra_dev``): simulator variants are compared on
+    those, so the test images give only the figure reported.
     """
     import keras
 
@@ -338,6 +339,9 @@ def train(recipe: Recipe, out_path: Path = SHIPPED_WEIGHTS, *, usgra_root: Path 
     synth_dice = nerve_dice(final, list(heldout["image"]), list(heldout["mask"]), recipe.input_size,
                             recipe.threshold, recipe.flip_tta)
     summary = usgra_summary(usgra_test).set_index("components")
+    if recipe.synthetic_only:  # usgra-seg's train images, unseen by this model: where simulators are compared
+        dev = usgra_summary(usgra_check(final, recipe.input_size, recipe.threshold, root=root, subset="train",
+                                        flip_tta=recipe.flip_tta)).set_index("components")
     card = {
         "file": Path(out_path).name,
         "architecture": final.name,
@@ -353,6 +357,8 @@ def train(recipe: Recipe, out_path: Path = SHIPPED_WEIGHTS, *, usgra_root: Path 
         "n_usgra_train": len(real_x), "n_usgra_val": n_real_val, "n_synthetic_train": len(synth),
         ("synthetic_val_dice_mean" if recipe.synthetic_only else "usgra_val_dice_mean"): round(best[0], 4),
         "usgra_test": {rule: {k: round(float(v), 4) for k, v in summary.loc[rule].items()} for rule in summary.index},
+        **({"usgra_dev": {rule: {k: round(float(v), 4) for k, v in dev.loc[rule].items()} for rule in dev.index}}
+           if recipe.synthetic_only else {}),
         "synthetic_heldout_dice_mean": round(float(synth_dice.mean()), 4),
         "synthetic_heldout_dice_median": round(float(np.median(synth_dice)), 4),
         "synthetic_heldout_frames": int(len(synth_dice)),
@@ -368,99 +374,6 @@ def train(recipe: Recipe, out_path: Path = SHIPPED_WEIGHTS, *, usgra_root: Path 
 
 
 # -- use --------------------------------------------------------------------------------------
-
-
-def sim_to_real_key(scenes: str) -> str:
-    """The card entry of a synthetic-only segmenter: ``sim_to_real`` (wrist videos) or ``sim_to_real_<scenes>``."""
-    return "sim_to_real" if scenes == "wrist" else f"sim_to_real_{scenes}"
-
-
-SIM_SEEDS: tuple[tuple[int, int, int], ...] = ((2026, 101, 202), (7, 303, 404), (11, 505, 606))
-"""(recipe seed, training scenes seed, held-out scenes seed) of each repeat of the sim-to-real measurement."""
-SEED_FIELDS = ("seed", "synth_train_seed", "synth_heldout_seed")  # the Recipe fields a SIM_SEEDS row sets
-
-
-def sim_to_real_recipes(recipe: Recipe, repeats: int) -> list[Recipe]:
-    """``repeats`` copies of a synthetic-only ``recipe`` that differ only in their seeds (``SIM_SEEDS``).
-
-    Two seeds of one recipe differ by 0.05-0.08 in usgra-seg test Dice (docs/realism.md), as much as the
-    simulator changes being judged, so the card's sim-to-real figure is a mean over repeats.
-    """
-    if not 1 <= repeats <= len(SIM_SEEDS):
-        raise ValueError(f"repeats must be 1 to {len(SIM_SEEDS)}, got {repeats}")
-    return [replace(recipe, **dict(zip(SEED_FIELDS, seeds))) for seeds in SIM_SEEDS[:repeats]]
-
-
-def record_sim_to_real(sim_cards: list[dict], card_path: Path = SHIPPED_CARD, *, machine: str = "") -> dict:
-    """Store synthetic-only segmenters' figures in the shipped card (``sim_to_real_key``); return the entry.
-
-    The entry says how far the simulator's nerves are from real ones for a model: the same recipe
-    trained on synthetic frames only, scored on the usgra-seg test images (``train`` with ``synthetic_only``),
-    once per seed of ``sim_to_real_recipes``. Its figures are the means over those runs; ``runs`` keeps
-    each one. Every other key of the card stays as it is.
-    """
-    if not sim_cards:
-        raise ValueError("no synthetic-only segmenter to record")
-    for sim_card in sim_cards:
-        if not sim_card.get("recipe", {}).get("synthetic_only"):
-            raise InputError("not a synthetic-only segmenter's card (recipe.synthetic_only is false)", file=card_path)
-    recipes = [{k: v for k, v in c["recipe"].items() if k not in SEED_FIELDS} for c in sim_cards]
-    if any(r != recipes[0] for r in recipes):
-        raise InputError("the synthetic-only runs differ in more than their seeds", file=card_path)
-    first = sim_cards[0]["recipe"]
-    scenes = first.get("synth_scenes", "wrist")
-    option = "" if scenes == "wrist" else f" --scenes {scenes}"
-    runs = [{"seed": c["recipe"]["seed"], "scenes_seeds": [c["recipe"]["synth_train_seed"], c["recipe"]["synth_heldout_seed"]],
-             "usgra_test_dice_mean": c["usgra_test"]["largest"]["dice_mean"],
-             "usgra_test_dice_median": c["usgra_test"]["largest"]["dice_median"],
-             "usgra_test_crop_hit_rate": c["usgra_test"]["largest"]["crop_hit_rate"],
-             "synthetic_heldout_dice_mean": c["synthetic_heldout_dice_mean"], "best_epoch": c["best_epoch"],
-             "train_seconds": c["train_seconds"], "weights_sha256": c["weights_sha256"]} for c in sim_cards]
-
-    def mean(key: str) -> float:
-        return round(float(np.mean([run[key] for run in runs])), 4)
-
-    repeats = f" --repeats {len(runs)}" if len(runs) > 1 else ""
-    entry = {"command": f"make segmenter ARGS='--synthetic-only{option}{repeats} --out FILE'", "scenes": scenes,
-             "epochs": first["epochs"], "keep_epoch": first.get("keep_epoch", "best"), "n_runs": len(runs),
-             **{key: mean(key) for key in ("usgra_test_dice_mean", "usgra_test_dice_median",
-                                           "usgra_test_crop_hit_rate", "synthetic_heldout_dice_mean")},
-             "train_seconds": round(sum(run["train_seconds"] for run in runs), 1), "machine": machine, "runs": runs}
-    card = read_card(card_path)
-    card[sim_to_real_key(scenes)] = entry
-    write_json(card_path, card)
-    return entry
-
-
-def epoch_kept(entry: dict) -> str:
-    """How a card entry chose its weights: ``"last (100)"``, or ``"best (59)"`` on its validation frames."""
-    if entry.get("keep_epoch", "best") == "last":
-        return f"last ({entry['epochs'] if 'epochs' in entry else entry['recipe']['epochs']})"
-    return f"best ({entry['best_epoch']})"
-
-
-def sim_to_real_table(card: dict) -> pd.DataFrame:
-    """The card's synthetic-only segmenters beside the shipped one, on the usgra-seg test images.
-
-    ``gap closed`` is issue 24's measure of a simulator: how much of the distance between the wrist
-    frames' synthetic-only Dice and the shipped model's Dice a synthetic-only segmenter covers.
-    """
-    shipped = card["usgra_test"]["largest"]
-    entries = {scenes: card[sim_to_real_key(scenes)] for scenes in SCENE_SETS if sim_to_real_key(scenes) in card}
-    rows = [{"segmenter": f"synthetic only: {scenes} frames", "Dice mean": e["usgra_test_dice_mean"],
-             "Dice median": e["usgra_test_dice_median"], "crop-hit": e["usgra_test_crop_hit_rate"],
-             "synthetic held-out Dice": e["synthetic_heldout_dice_mean"], "epoch kept": epoch_kept(e),
-             "runs": e.get("n_runs", 1), "machine": e.get("machine", "")}
-            for scenes, e in entries.items()]
-    rows.append({"segmenter": "shipped: usgra-seg train + synthetic", "Dice mean": shipped["dice_mean"],
-                 "Dice median": shipped["dice_median"], "crop-hit": shipped["crop_hit_rate"],
-                 "synthetic held-out Dice": card["synthetic_heldout_dice_mean"], "epoch kept": epoch_kept(card),
-                 "runs": 1, "machine": ""})
-    table = pd.DataFrame(rows)
-    if "wrist" in entries:
-        floor = entries["wrist"]["usgra_test_dice_mean"]
-        table["gap closed"] = ((table["Dice mean"] - floor) / (shipped["dice_mean"] - floor)).round(3)
-    return table
 
 
 def read_card(path: Path = SHIPPED_CARD) -> dict:
@@ -520,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         outs = [args.out] if len(recipes) == 1 else [args.out.with_name(f"{args.out.stem}_seed{r.seed}{args.out.suffix}")
                                                      for r in recipes]
         cards = [train(r, out, usgra_root=args.usgra) for r, out in zip(recipes, outs)]
-        entry = record_sim_to_real(cards, machine=machine_line(cpu_info()))
+        entry = record_sim_to_real(cards, SHIPPED_CARD, machine=machine_line(cpu_info()))
         print(f"recorded under {sim_to_real_key(args.scenes)} in {SHIPPED_CARD.name}: usgra-seg test Dice "
               f"{entry['usgra_test_dice_mean']:.3f}, crop-hit {entry['usgra_test_crop_hit_rate']:.3f} "
               f"(mean of {entry['n_runs']} runs)")

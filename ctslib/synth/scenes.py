@@ -40,6 +40,7 @@ from ctslib.synth.anatomy import (Canvas, Scene, bone_surface, ellipse_radius, f
                                   smooth_noise, soft_inside, thin_line)
 from ctslib.synth.bmode import FramePose, Imaging, make_world, render_frame
 
+SCENE_SETS = ("wrist", "randomised")  # the segmenter's synthetic frames: the study's wrist videos or these scenes
 FRAME_SIZE = 256
 DEPTH_RANGE_MM = (20.0, 45.0)  # imaging depth drawn per scene: usgra-seg's nerves lie 1-4 cm deep
 SIDE_PAD_MM = 3.0              # canvas margin beside the image (the probe only sways)
