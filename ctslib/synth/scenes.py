@@ -40,7 +40,6 @@ from ctslib.synth.anatomy import (Canvas, Scene, bone_surface, ellipse_radius, f
                                   smooth_noise, soft_inside, thin_line)
 from ctslib.synth.bmode import FramePose, Imaging, make_world, render_frame
 
-SCENE_SETS = ("wrist", "randomised")  # the segmenter's synthetic frames: the study's wrist videos or these scenes
 FRAME_SIZE = 256
 DEPTH_RANGE_MM = (20.0, 45.0)  # imaging depth drawn per scene: usgra-seg's nerves lie 1-4 cm deep
 SIDE_PAD_MM = 3.0              # canvas margin beside the image (the probe only sways)
@@ -54,9 +53,16 @@ def _broken(x: np.ndarray, spacing: float, gen: np.random.Generator) -> np.ndarr
     return np.clip(0.6 + smooth_noise(x.shape, gen.uniform(1.0, 4.0) / spacing, 1.0, gen), 0.0, 1.6)
 
 
-def _tissue_layers(scene: Scene, x: np.ndarray, z: np.ndarray, depth_mm: float, spacing: float,
+def _anechoic(scene: Scene, lumen: np.ndarray) -> None:
+    """Empty a vessel's lumen: blood scatters almost nothing, and nothing specular is seen through it."""
+    scene.echo = np.where(lumen, 0.002, scene.echo).astype(np.float32)
+    scene.spec = np.where(lumen, 0.0, scene.spec).astype(np.float32)
+
+
+def _tissue_layers(scene: Scene, x: np.ndarray, z: np.ndarray, depth_mm: float,
                    gen: np.random.Generator) -> None:
     """Layers of muscle or fat under the subcutaneous fat, each topped by a thin, broken fascia line."""
+    spacing = depth_mm / FRAME_SIZE  # mm per image pixel
     level = gen.uniform(1.5, 6.0)
     while level < depth_mm + 2.0:
         thick = gen.uniform(2.0, 10.0)
@@ -77,8 +83,7 @@ def _tissue_layers(scene: Scene, x: np.ndarray, z: np.ndarray, depth_mm: float, 
         level += thick
 
 
-def _fascia_streaks(scene: Scene, x: np.ndarray, z: np.ndarray, depth_mm: float, spacing: float,
-                    gen: np.random.Generator) -> None:
+def _fascia_streaks(scene: Scene, x: np.ndarray, z: np.ndarray, depth_mm: float, gen: np.random.Generator) -> None:
     """Short, thin bright streaks: the clutter of septa and fascicle walls of real images."""
     for _ in range(int(gen.integers(0, 25))):
         cx, cz = gen.uniform(-depth_mm / 2, depth_mm / 2), gen.uniform(1.0, depth_mm)
@@ -89,9 +94,10 @@ def _fascia_streaks(scene: Scene, x: np.ndarray, z: np.ndarray, depth_mm: float,
         scene.spec += gen.uniform(0.2, 0.9) * along * thin_line(across, gen.uniform(0.03, 0.07))
 
 
-def _tendons_and_vessels(scene: Scene, x: np.ndarray, z: np.ndarray, depth_mm: float, spacing: float,
+def _tendons_and_vessels(scene: Scene, x: np.ndarray, z: np.ndarray, depth_mm: float,
                          gen: np.random.Generator) -> None:
     """Echogenic dotted tendons, anechoic vessels (thin walls or none) and dark bodies: the nerve's look-alikes."""
+    spacing = depth_mm / FRAME_SIZE  # mm per image pixel
     half_width, deep = depth_mm / 2, 0.8 * depth_mm
     for _ in range(int(gen.integers(0, 4))):
         r = ellipse_radius(x, z, gen.uniform(-half_width, half_width), gen.uniform(3, deep), gen.uniform(1.2, 3.0),
@@ -106,9 +112,9 @@ def _tendons_and_vessels(scene: Scene, x: np.ndarray, z: np.ndarray, depth_mm: f
         radius = gen.uniform(0.6, 5.0)
         r = ellipse_radius(x, z, gen.uniform(-half_width, half_width), gen.uniform(3, deep), radius * gen.uniform(1.0, 1.5),
                            radius, gen.normal(0, 0.3))
-        scene.echo = np.where(r < 1, 0.002, scene.echo).astype(np.float32)
+        _anechoic(scene, r < 1)
         wall = gen.uniform(0.0, 0.5) if gen.random() < 0.6 else 0.0
-        scene.spec = scene.spec * (r >= 1) + wall * thin_line(r - 1.0, 0.03 / radius + 0.02)
+        scene.spec = scene.spec + wall * thin_line(r - 1.0, 0.03 / radius + 0.02)
     for _ in range(int(gen.integers(0, 3))):  # muscle bellies and vessels without a wall: dark, never nerve
         r = ellipse_radius(x, z, gen.uniform(-half_width, half_width), gen.uniform(3, deep), gen.uniform(2, 8),
                            gen.uniform(1.5, 6), gen.normal(0, 0.3))
@@ -118,9 +124,10 @@ def _tendons_and_vessels(scene: Scene, x: np.ndarray, z: np.ndarray, depth_mm: f
         scene.spec = scene.spec * (1 - inside * gen.uniform(0.5, 1.0))
 
 
-def _nerve(scene: Scene, x: np.ndarray, z: np.ndarray, depth_mm: float, spacing: float,
+def _nerve(scene: Scene, x: np.ndarray, z: np.ndarray, depth_mm: float,
            gen: np.random.Generator) -> np.ndarray:
     """Draw one nerve (a honeycomb of dark fascicles in bright epineurium, a bright rim) anywhere; return its mask."""
+    spacing = depth_mm / FRAME_SIZE  # mm per image pixel
     csa = gen.uniform(*NERVE_CSA_MM2)
     aspect = gen.uniform(1.0, 3.0)
     a, b = math.sqrt(csa * aspect / math.pi), math.sqrt(csa / (aspect * math.pi))
@@ -155,9 +162,7 @@ def _nerve(scene: Scene, x: np.ndarray, z: np.ndarray, depth_mm: float, spacing:
         reach = max(a, b) + radius * gen.uniform(0.9, 1.3)
         vx, vz = cx + reach * math.cos(direction), cz + reach * math.sin(direction)
         rv = ellipse_radius(x, z, vx, vz, radius * gen.uniform(1.0, 1.4), radius, gen.normal(0, 0.3))
-        lumen = (rv < 1) & (r >= 1.0)
-        scene.echo = np.where(lumen, 0.002, scene.echo).astype(np.float32)
-        scene.spec = np.where(lumen, 0.0, scene.spec).astype(np.float32)
+        _anechoic(scene, (rv < 1) & (r >= 1.0))  # no wall: the nerve's own rim borders it
     return (r < 1.0).astype(np.uint8)
 
 
@@ -168,13 +173,13 @@ def random_scene(gen: np.random.Generator) -> tuple[Scene, Canvas]:
     canvas = Canvas.around_image(FRAME_SIZE, spacing, SIDE_PAD_MM)
     x, z = canvas.grid_mm()
     scene = skin_and_fat(x, z, canvas, gen.uniform(1.0, 6.0), gen)
-    _tissue_layers(scene, x, z, depth_mm, spacing, gen)
-    _fascia_streaks(scene, x, z, depth_mm, spacing, gen)
-    _tendons_and_vessels(scene, x, z, depth_mm, spacing, gen)
+    _tissue_layers(scene, x, z, depth_mm, gen)
+    _fascia_streaks(scene, x, z, depth_mm, gen)
+    _tendons_and_vessels(scene, x, z, depth_mm, gen)
     mask = np.zeros(x.shape, np.uint8)
     n_nerves = 0 if gen.random() < NO_NERVE_SHARE else (2 if gen.random() < TWO_NERVES_SHARE else 1)
     for _ in range(n_nerves):
-        mask = np.maximum(mask, _nerve(scene, x, z, depth_mm, spacing, gen))
+        mask = np.maximum(mask, _nerve(scene, x, z, depth_mm, gen))
     scene.mask = mask
     if gen.random() < 0.5:
         surface = (gen.uniform(0.45, 1.1) * depth_mm
