@@ -63,3 +63,25 @@ def test_fascicle_map_draws_few_large_or_many_small_fascicles_filling_the_asked_
         assert 2 <= n - 1 <= count and 0.6 * fill < share < 1.4 * fill  # dart throwing may place fewer than asked
         blobs[count] = (n - 1, float(np.median(stats[1:, cv2.CC_STAT_AREA])))
     assert blobs[12][0] > blobs[4][0] and blobs[4][1] > 2 * blobs[12][1]  # the honeycomb: few, large fascicles
+
+
+def _laplacian_energy(image: np.ndarray) -> float:
+    return float(np.abs(cv2.Laplacian(image.astype(np.float32), cv2.CV_32F)).mean())
+
+
+def test_display_chain_keeps_the_grey_order_and_varies_tone_and_sharpness_between_frames():
+    image = scenes.scene_frames(seed=5, n_scenes=1, frames_per_scene=1)["image"][0]
+    # A smooth ramp shows the tone curve alone (unsharp masking leaves a linear ramp as it is, nearly).
+    ramp = np.tile(np.linspace(0, 255, scenes.FRAME_SIZE).astype(np.uint8), (scenes.FRAME_SIZE, 1))
+    gens = [np.random.default_rng(k) for k in range(12)]
+    toned = [scenes.display_chain(ramp, gen) for gen in gens]
+    for out in toned:
+        profile = cv2.GaussianBlur(out.astype(np.float32).mean(axis=0), (0, 0), 2).ravel()[8:-8]  # grain averaged out
+        assert np.all(np.diff(profile) > -1.0)  # monotone: darker tissue stays darker
+    middles = [float(out[:, scenes.FRAME_SIZE // 2 - 4:scenes.FRAME_SIZE // 2 + 4].mean()) for out in toned]
+    assert max(middles) - min(middles) > 20  # the tone curve differs between frames
+    sharpness = [_laplacian_energy(scenes.display_chain(image, np.random.default_rng(k))) for k in range(12)]
+    base = _laplacian_energy(image)
+    assert max(sharpness) > 1.2 * base and min(sharpness) < base / 1.2  # sharper and smoother than rendered
+    again = scenes.display_chain(image, np.random.default_rng(0))
+    assert np.array_equal(again, scenes.display_chain(image, np.random.default_rng(0)))

@@ -90,7 +90,7 @@ class Recipe:
     vessel_weight: float = 0.0         # > 0: a second output learns usgra-seg's vessels (ctslib.nerve.unet.nerve_vessel_loss)
     synthetic_only: bool = False       # sim-to-real: train on synthetic frames only (see ``train``)
     synth_scenes: str = "wrist"        # "wrist": the study's wrist videos; "randomised": ctslib.synth.scenes
-    scenes_train: int = 1200           # randomised scenes for training, one frame each (a new scene teaches more than a new pose)
+    scenes_train: int = 4000           # randomised scenes for training, one frame each (a new scene teaches more than a new pose)
     scenes_heldout: int = 240          # randomised scenes for the held-out figure
     keep_epoch: str = "best"           # "best": the validation-chosen epoch; "last": the end of the cosine decay
     augment: AugmentConfig = field(default_factory=AugmentConfig)

@@ -17,11 +17,13 @@ layout, not what a nerve looks like, and finds almost no nerve in real images of
   epineurium whose brightness is drawn *relative to the tissue around it* (real nerves stand out by
   texture more than by brightness), a partial bright outline, and in half of them a fascia plane
   along the nerve or a vessel beside it, as nerves run between muscles and with arteries;
-* imaging drawn per scene: beam width, gain, dynamic range, speckle reduction, grey map and the
-  depth darkening the TGC leaves.
+* imaging drawn per scene: beam width, gain, dynamic range, speckle reduction (heavier than the
+  wrist's: real backgrounds are smoother), grey map and the depth darkening the TGC leaves;
+* a display chain drawn per frame (``display_chain``): the tone curve, sharpening or smoothing and
+  grain that scanners and video exports add after the B-mode image, which differ between devices.
 
 Each choice answers a gap seen against usgra-seg, in the realism table or in a model's probability
-maps (docs/realism.md, "Third round"). Frames are rendered with the same B-mode model as the study's
+maps (docs/realism.md, "Third round" and "Fourth round"). Frames are rendered with the same B-mode model as the study's
 videos (``ctslib.synth.bmode``), one probe pose per scene. They serve the segmenter's training and its
 sim-to-real measurement (``ctslib.nerve.pretrained``, ``Recipe.synth_scenes``); the study's cohort does
 not use them.
@@ -40,12 +42,15 @@ from ctslib.synth.anatomy import (Canvas, Scene, bone_surface, ellipse_radius, f
                                   smooth_noise, soft_inside, thin_line)
 from ctslib.synth.bmode import FramePose, Imaging, make_world, render_frame
 
+SCENE_SETS = ("wrist", "randomised")  # the segmenter's synthetic frames: the study's wrist videos or these scenes
 FRAME_SIZE = 256
 DEPTH_RANGE_MM = (20.0, 45.0)  # imaging depth drawn per scene: usgra-seg's nerves lie 1-4 cm deep
 SIDE_PAD_MM = 3.0              # canvas margin beside the image (the probe only sways)
 NO_NERVE_SHARE = 0.15          # scenes without a nerve
 TWO_NERVES_SHARE = 0.2         # of the scenes with a nerve: two of them
 NERVE_CSA_MM2 = (4.0, 40.0)    # wider than the wrist's 6-25 mm²: usgra-seg's nerves range from elbow to sciatic
+EPINEURIUM_MIN_DB = 1.5        # epineurium at least this much brighter than the tissue around: no labelled nerve is invisible
+TONE_KNOTS = np.linspace(0.0, 1.0, 6)  # grey levels at which display_chain's tone curve is drawn
 
 
 def _broken(x: np.ndarray, spacing: float, gen: np.random.Generator) -> np.ndarray:
@@ -139,10 +144,10 @@ def _nerve(scene: Scene, x: np.ndarray, z: np.ndarray, depth_mm: float,
     if gen.random() < 0.7:  # few large fascicles: the honeycomb of real nerves
         count = int(gen.integers(3, 16))
         fascicles = fascicle_map(x, z, cx, cz, a, b, angle, csa, gen, count=count, fill=gen.uniform(0.3, 0.55))
-        echo_epi, echo_fasc = around * 10 ** gen.uniform(0.0, 1.2), around * 10 ** gen.uniform(-1.5, -0.3)
+        echo_epi, echo_fasc = around * 10 ** gen.uniform(EPINEURIUM_MIN_DB / 10, 1.2), around * 10 ** gen.uniform(-1.5, -0.3)
     else:  # many small fascicles
         fascicles = fascicle_map(x, z, cx, cz, a, b, angle, csa, gen)
-        echo_epi, echo_fasc = around * 10 ** gen.uniform(0.0, 0.9), around * 10 ** gen.uniform(-1.0, 0.0)
+        echo_epi, echo_fasc = around * 10 ** gen.uniform(EPINEURIUM_MIN_DB / 10, 0.9), around * 10 ** gen.uniform(-1.0, 0.0)
     fascicles = cv2.GaussianBlur(fascicles, (0, 0), max(gen.uniform(0.02, 0.15) / spacing, 0.3))
     inside = soft_inside(r, 0.04)
     perineurium = np.clip(4 * fascicles * (1 - fascicles), 0, 1)
@@ -193,8 +198,28 @@ def random_imaging(gen: np.random.Generator) -> Imaging:
     """Scanner settings of one scene: beam width, gain, dynamic range, speckle reduction, grey map, TGC."""
     return Imaging(axial_psf_mm=gen.uniform(0.04, 0.1), lateral_psf_mm=gen.uniform(0.08, 0.2),
                    gain_db=gen.uniform(-14, 2), dynamic_range_db=gen.uniform(40, 60),
-                   speckle_smoothing_mm=(gen.uniform(0.05, 0.15), gen.uniform(0.04, 0.1)),
+                   speckle_smoothing_mm=(gen.uniform(0.06, 0.22), gen.uniform(0.05, 0.14)),
                    gray_map_power=gen.uniform(1.1, 2.0), tgc_residual_db_per_cm=gen.uniform(0.0, 6.0))
+
+
+def display_chain(image: np.ndarray, gen: np.random.Generator) -> np.ndarray:
+    """The post-processing a scanner or its video export applies to one 8-bit frame, drawn at random.
+
+    A monotone tone curve (a power law with jittered knots; its exponent is drawn so that the mean
+    grey level stays that of real images, usgra-seg), unsharp masking whose amount (0.4-1.8) smooths
+    below 1 and sharpens above it, and a faint multiplicative grain (compression and dithering). Without it every synthetic frame shares the renderer's one look, and a model trained
+    on them learns that look along with the nerves (docs/realism.md, "Fourth round").
+    """
+    level = image.astype(np.float32) / 255.0
+    inner = (TONE_KNOTS > 0) & (TONE_KNOTS < 1)
+    curve = TONE_KNOTS ** np.exp(gen.uniform(-0.35, 0.65)) + inner * gen.normal(0.0, 0.04, TONE_KNOTS.size)
+    curve = np.maximum.accumulate(np.clip(curve, 0.0, 1.0))  # monotone: a darker tissue stays darker
+    level = np.interp(level, TONE_KNOTS, curve).astype(np.float32)
+    smooth = cv2.GaussianBlur(level, (0, 0), gen.uniform(0.7, 2.0))
+    level = smooth + np.float32(gen.uniform(0.4, 1.8)) * (level - smooth)
+    grain = cv2.GaussianBlur(gen.standard_normal(level.shape).astype(np.float32), (0, 0), 0.5)
+    level = level * (1.0 + np.float32(gen.uniform(0.0, 0.08)) * grain)
+    return np.clip(np.rint(level * 255.0), 0, 255).astype(np.uint8)
 
 
 def scene_frames(seed: int, n_scenes: int, frames_per_scene: int) -> pd.DataFrame:
@@ -211,6 +236,7 @@ def scene_frames(seed: int, n_scenes: int, frames_per_scene: int) -> pd.DataFram
         for _ in range(frames_per_scene):
             pose = FramePose(gen.normal(0, 0.5), 0.0, gen.normal(0, 1.0), gen.uniform(0, 1.5))
             image, mask = render_frame(world, pose, imaging, gen)
+            image = display_chain(image, gen)
             rows.append({"video": f"scene{seed}_{k:04d}", "plane": "transverse", "wrist_id": f"scene{k:04d}",
                          "bad_reason": "", "image": image, "mask": mask})
     return pd.DataFrame(rows)
