@@ -230,6 +230,13 @@ def nerve_dice(model, images: list[np.ndarray], masks: list[np.ndarray], input_s
     return np.array([dice_score(p, masks[k]) for p, k in zip(preds, keep)])
 
 
+def usgra_figures(model, recipe: "Recipe", root: Path, subset: str) -> dict:
+    """The card's figures on one usgra-seg split: ``usgra_summary`` per component rule, rounded to 4 places."""
+    summary = usgra_summary(usgra_check(model, recipe.input_size, recipe.threshold, root=root, subset=subset,
+                                        flip_tta=recipe.flip_tta)).set_index("components")
+    return {rule: {k: round(float(v), 4) for k, v in summary.loc[rule].items()} for rule in summary.index}
+
+
 # -- training ---------------------------------------------------------------------------------
 
 
@@ -334,14 +341,8 @@ def train(recipe: Recipe, out_path: Path = SHIPPED_WEIGHTS, *, usgra_root: Path 
     model.set_weights(best[2])
     final = nerve_only(model, recipe)
     save_segmenter(final, out_path)
-    usgra_test = usgra_check(final, recipe.input_size, recipe.threshold, root=root, subset="test",
-                             flip_tta=recipe.flip_tta)
     synth_dice = nerve_dice(final, list(heldout["image"]), list(heldout["mask"]), recipe.input_size,
                             recipe.threshold, recipe.flip_tta)
-    summary = usgra_summary(usgra_test).set_index("components")
-    if recipe.synthetic_only:  # usgra-seg's train images, unseen by this model: where simulators are compared
-        dev = usgra_summary(usgra_check(final, recipe.input_size, recipe.threshold, root=root, subset="train",
-                                        flip_tta=recipe.flip_tta)).set_index("components")
     card = {
         "file": Path(out_path).name,
         "architecture": final.name,
@@ -356,9 +357,9 @@ def train(recipe: Recipe, out_path: Path = SHIPPED_WEIGHTS, *, usgra_root: Path 
         "train_seconds": round(train_seconds, 1),
         "n_usgra_train": len(real_x), "n_usgra_val": n_real_val, "n_synthetic_train": len(synth),
         ("synthetic_val_dice_mean" if recipe.synthetic_only else "usgra_val_dice_mean"): round(best[0], 4),
-        "usgra_test": {rule: {k: round(float(v), 4) for k, v in summary.loc[rule].items()} for rule in summary.index},
-        **({"usgra_dev": {rule: {k: round(float(v), 4) for k, v in dev.loc[rule].items()} for rule in dev.index}}
-           if recipe.synthetic_only else {}),
+        "usgra_test": usgra_figures(final, recipe, root, "test"),
+        # usgra-seg's train images, unseen by a synthetic-only model: where simulators are compared
+        **({"usgra_dev": usgra_figures(final, recipe, root, "train")} if recipe.synthetic_only else {}),
         "synthetic_heldout_dice_mean": round(float(synth_dice.mean()), 4),
         "synthetic_heldout_dice_median": round(float(np.median(synth_dice)), 4),
         "synthetic_heldout_frames": int(len(synth_dice)),

@@ -23,10 +23,10 @@ layout, not what a nerve looks like, and finds almost no nerve in real images of
   grain that scanners and video exports add after the B-mode image, which differ between devices.
 
 Each choice answers a gap seen against usgra-seg, in the realism table or in a model's probability
-maps (docs/realism.md, "Third round" and "Fourth round"). Frames are rendered with the same B-mode model as the study's
-videos (``ctslib.synth.bmode``), one probe pose per scene. They serve the segmenter's training and its
-sim-to-real measurement (``ctslib.nerve.pretrained``, ``Recipe.synth_scenes``); the study's cohort does
-not use them.
+maps (docs/realism.md, "Third round" and "Fourth round"). Frames are rendered with the same B-mode
+model as the study's videos (``ctslib.synth.bmode``), one probe pose per scene. They serve the
+segmenter's training and its sim-to-real measurement (``ctslib.nerve.pretrained``,
+``Recipe.synth_scenes``); the study's cohort does not use them.
 """
 
 from __future__ import annotations
