@@ -144,10 +144,12 @@ def _nerve(scene: Scene, x: np.ndarray, z: np.ndarray, depth_mm: float,
     if gen.random() < 0.7:  # few large fascicles: the honeycomb of real nerves
         count = int(gen.integers(3, 16))
         fascicles = fascicle_map(x, z, cx, cz, a, b, angle, csa, gen, count=count, fill=gen.uniform(0.3, 0.55))
-        echo_epi, echo_fasc = around * 10 ** gen.uniform(EPINEURIUM_MIN_DB / 10, 1.2), around * 10 ** gen.uniform(-1.5, -0.3)
+        epineurium_top, fascicle_range = 1.2, (-1.5, -0.3)  # log10 of echo relative to the tissue around
     else:  # many small fascicles
         fascicles = fascicle_map(x, z, cx, cz, a, b, angle, csa, gen)
-        echo_epi, echo_fasc = around * 10 ** gen.uniform(EPINEURIUM_MIN_DB / 10, 0.9), around * 10 ** gen.uniform(-1.0, 0.0)
+        epineurium_top, fascicle_range = 0.9, (-1.0, 0.0)
+    echo_epi = around * 10 ** gen.uniform(EPINEURIUM_MIN_DB / 10, epineurium_top)
+    echo_fasc = around * 10 ** gen.uniform(*fascicle_range)
     fascicles = cv2.GaussianBlur(fascicles, (0, 0), max(gen.uniform(0.02, 0.15) / spacing, 0.3))
     inside = soft_inside(r, 0.04)
     perineurium = np.clip(4 * fascicles * (1 - fascicles), 0, 1)
@@ -207,8 +209,9 @@ def display_chain(image: np.ndarray, gen: np.random.Generator) -> np.ndarray:
 
     A monotone tone curve (a power law with jittered knots; its exponent is drawn so that the mean
     grey level stays that of real images, usgra-seg), unsharp masking whose amount (0.4-1.8) smooths
-    below 1 and sharpens above it, and a faint multiplicative grain (compression and dithering). Without it every synthetic frame shares the renderer's one look, and a model trained
-    on them learns that look along with the nerves (docs/realism.md, "Fourth round").
+    below 1 and sharpens above it, and a faint multiplicative grain (compression and dithering).
+    Without it every synthetic frame shares the renderer's one look, and a model trained on them
+    learns that look along with the nerves (docs/realism.md, "Fourth round").
     """
     level = image.astype(np.float32) / 255.0
     inner = (TONE_KNOTS > 0) & (TONE_KNOTS < 1)
