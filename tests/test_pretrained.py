@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 
 from ctslib.common.errors import InputError
@@ -179,3 +180,20 @@ def test_small_cohort_has_one_and_a_half_wrists_a_participant_and_even_grades():
     assert (config.source_fps, config.bad_share, config.workers) == (5.0, 0.3, 1)
 
 
+
+
+def test_usgra_summary_tells_missed_nerves_from_under_segmented_ones():
+    # four images: half the nerve found, nothing predicted, a look-alike elsewhere, 70 % of the nerve found
+    table = pd.DataFrame({
+        "id": ["a", "b", "c", "d"], "true_area_px": [100, 100, 100, 200],
+        "dice_largest": [2 * 50 / 150, 0.0, 0.0, 2 * 140 / 340], "iou_largest": [0.5, 0.0, 0.0, 0.7],
+        "dice_all": [2 * 50 / 150, 0.0, 2 * 30 / 210, 2 * 140 / 340], "iou_all": [0.5, 0.0, 0.2, 0.7],
+        "crop_hit": [True, False, False, True],
+        "pred_area_largest_px": [50, 0, 80, 140], "pred_area_all_px": [50, 0, 110, 140],
+    })
+    summary = usgra_summary(table).set_index("components")
+    assert summary.loc["largest", "empty_rate"] == pytest.approx(0.25)
+    assert summary.loc["largest", "area_ratio_median"] == pytest.approx(0.6)  # (0.5 + 0.7) / 2: c overlaps nothing
+    assert summary.loc["all", "area_ratio_median"] == pytest.approx(0.7)  # c's second component touches its nerve
+    nothing = usgra_summary(table.assign(dice_largest=0.0, dice_all=0.0)).set_index("components")
+    assert np.isnan(nothing.loc["largest", "area_ratio_median"])

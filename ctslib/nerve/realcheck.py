@@ -31,8 +31,9 @@ def usgra_check(
 
     Columns: ``id``, ``true_area_px``, ``dice_largest`` / ``iou_largest`` (largest predicted
     component: the pipeline's rule), ``dice_all`` / ``iou_all`` (every component above the
-    threshold; several nerves can be in one usgra-seg image) and ``crop_hit`` (the centroid of
-    the largest component lies inside the true nerve; False when nothing was predicted).
+    threshold; several nerves can be in one usgra-seg image), ``crop_hit`` (the centroid of
+    the largest component lies inside the true nerve; False when nothing was predicted) and
+    ``pred_area_largest_px`` / ``pred_area_all_px`` (what each rule predicted, in pixels).
     """
 
     image_paths, mask_paths = usgra_pairs(root, subset)
@@ -48,18 +49,30 @@ def usgra_check(
             "dice_largest": dice_score(pred, true), "iou_largest": iou_score(pred, true),
             "dice_all": dice_score(pred_all, true), "iou_all": iou_score(pred_all, true),
             "crop_hit": centre is not None and point_in_mask(true, *centre),
+            "pred_area_largest_px": int(pred.sum()), "pred_area_all_px": int(pred_all.sum()),
         })
     return pd.DataFrame(rows)
 
 
 def usgra_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean/median Dice, mean IoU and crop-hit rate of a ``usgra_check`` table, per component rule."""
+    """Mean/median Dice, mean IoU and crop-hit rate of a ``usgra_check`` table, per component rule.
+
+    Two columns say how a low Dice comes about: ``empty_rate``, the share of images where nothing
+    was predicted (a missed nerve), and ``area_ratio_median``, over the images whose prediction
+    overlaps the true nerve, the median of predicted over true area (below 1: the nerves found are
+    under-segmented; docs/realism.md, "Sixth round"). NaN when no prediction overlaps a nerve.
+    """
     rows = []
     for rule in ("largest", "all"):
+        predicted = table[f"pred_area_{rule}_px"]
+        overlap = (table[f"dice_{rule}"] > 0) & (table["true_area_px"] > 0)
+        ratios = predicted[overlap] / table.loc[overlap, "true_area_px"]
         rows.append({
             "components": rule, "n_images": len(table),
             "dice_mean": table[f"dice_{rule}"].mean(), "dice_median": table[f"dice_{rule}"].median(),
             "iou_mean": table[f"iou_{rule}"].mean(), "crop_hit_rate": float(table["crop_hit"].mean()),
+            "empty_rate": float((predicted == 0).mean()),
+            "area_ratio_median": float(ratios.median()) if len(ratios) else float("nan"),
         })
     return pd.DataFrame(rows)
 
