@@ -119,8 +119,13 @@ def test_realism_table_has_every_row_and_sees_a_darker_nerve():
     geometry = realism.Geometry.for_size(64)
     table = realism.realism_table(syn, real, geometry)
     assert list(table.columns) == ["statistic", "region", "synthetic", "real", "gap", "gap_measure", "meaning"]
-    assert len(table) == 12 and table["meaning"].notna().all()
+    assert len(table) == 13 and table["meaning"].notna().all()
     by = table.set_index(["statistic", "region"])
+    assert by.loc[("nerve share of the image area", "nerve"), "gap"] == pytest.approx(1.0)  # the same disc in both
+    wider = realism.FrameSet("real", real.images, [cv2.dilate(m, np.ones((5, 5), np.uint8)) for m in real.masks],
+                             real.groups, real.names)
+    share = realism.realism_table(syn, wider, geometry).set_index(["statistic", "region"])
+    assert share.loc[("nerve share of the image area", "nerve"), "gap"] < 0.8  # real nerves now cover more
     contrast = by.loc[("nerve-to-ring contrast (dB)", "nerve vs ring")]
     assert contrast["synthetic"] < -4 and abs(contrast["real"]) < 1.5                   # half as bright: -6 dB
     assert by.loc[("grey-level histogram", "nerve"), "gap"] > 3 * by.loc[("grey-level histogram", "background"), "gap"]

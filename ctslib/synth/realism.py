@@ -260,6 +260,8 @@ MEANINGS = {
                                    "a gap changes how easily a model finds the nerve",
     "GLCM contrast": "mean squared grey-level step between neighbours (16 levels); higher = coarser, grainier texture",
     "GLCM homogeneity": "1 = neighbours alike (smooth); lower = grainier texture",
+    "nerve share of the image area": "nerve area over the image area (bars cut off); a gap means nerves at other "
+                                     "pixel scales than the model meets in real images",
 }
 """What a gap in each statistic means (the ``meaning`` column of ``realism_table``)."""
 
@@ -274,7 +276,8 @@ def realism_table(synthetic: FrameSet, real: FrameSet, geometry: Geometry,
 
     Columns: statistic, region, synthetic, real, gap, gap_measure, meaning. Histogram rows give the
     pooled mean grey level and the Wasserstein-1 distance of the pooled histograms; speckle and
-    texture rows the median over images and the ratio synthetic / real; contrast the difference in dB.
+    texture rows the median over images and the ratio synthetic / real; contrast the difference in dB;
+    the nerve's share of the image area the median over images with a nerve and the ratio.
 
     Args:
         tables: the two domains' ``frame_table`` if already computed (saves recomputing them).
@@ -301,6 +304,9 @@ def realism_table(synthetic: FrameSet, real: FrameSet, geometry: Geometry,
     s, r = float(syn_t["contrast_db"].median()), float(real_t["contrast_db"].median())
     rows.append(("nerve-to-ring contrast (dB)", "nerve vs ring", s, r, s - r,
                  "difference synthetic - real, dB (medians over images)"))
+    s, r = (float(np.median([m.mean() for m in frames.masks if m.any()] or [np.nan])) for frames in (synthetic, real))
+    rows.append(("nerve share of the image area", "nerve", s, r, _ratio(s, r),
+                 "ratio synthetic / real (medians over images with a nerve)"))
     table = pd.DataFrame(rows, columns=["statistic", "region", "synthetic", "real", "gap", "gap_measure"])
     table["meaning"] = table["statistic"].map(MEANINGS)
     return table
