@@ -222,7 +222,7 @@ def test_smoke_realism_section_compares_with_usgra_when_present(smoke_run) -> No
         assert "realism_domain_auc" not in rec and not table_path.exists()
         return
     table = pd.read_csv(table_path)
-    assert len(table) == 12 and table[["synthetic", "real", "gap"]].notna().all().all()
+    assert len(table) == 13 and table[["synthetic", "real", "gap"]].notna().all().all()
     assert (smoke_run.paths.tables / "realism.md").read_text(encoding="utf-8").startswith("**Synthetic frames vs real")
     assert rec["realism_n_real"] == 244 and 0 < rec["realism_n_synthetic"] <= 300
     assert 0.5 < rec["realism_domain_auc"] <= 1.0 and rec["realism_domain_auc_sd"] >= 0
