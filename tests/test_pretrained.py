@@ -180,8 +180,6 @@ def test_small_cohort_has_one_and_a_half_wrists_a_participant_and_even_grades():
     assert (config.source_fps, config.bad_share, config.workers) == (5.0, 0.3, 1)
 
 
-
-
 def test_usgra_summary_tells_missed_nerves_from_under_segmented_ones():
     # four images: half the nerve found, nothing predicted, a look-alike elsewhere, 70 % of the nerve found
     table = pd.DataFrame({
