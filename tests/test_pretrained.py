@@ -15,7 +15,7 @@ from ctslib.common.paths import USGRA_SEG_DIR
 from ctslib.data.usgra import USGRA_ATTRIBUTION
 from ctslib.nerve import pretrained
 from ctslib.nerve.augment import AugmentConfig
-from ctslib.nerve.realcheck import usgra_check, usgra_summary
+from ctslib.nerve.realcheck import confidence_on_and_off, usgra_check, usgra_summary
 
 from conftest import requires_usgra
 
@@ -188,6 +188,7 @@ def test_usgra_summary_tells_missed_nerves_from_under_segmented_ones():
         "dice_all": [2 * 50 / 150, 0.0, 2 * 30 / 210, 2 * 140 / 340], "iou_all": [0.5, 0.0, 0.2, 0.7],
         "crop_hit": [True, False, False, True],
         "pred_area_largest_px": [50, 0, 80, 140], "pred_area_all_px": [50, 0, 110, 140],
+        "nerve_seen": [True, False, False, True], "false_pick": [False, False, True, True],
     })
     summary = usgra_summary(table).set_index("components")
     assert summary.loc["largest", "empty_rate"] == pytest.approx(0.25)
@@ -195,3 +196,20 @@ def test_usgra_summary_tells_missed_nerves_from_under_segmented_ones():
     assert summary.loc["all", "area_ratio_median"] == pytest.approx(0.7)  # c's second component touches its nerve
     nothing = usgra_summary(table.assign(dice_largest=0.0, dice_all=0.0)).set_index("components")
     assert np.isnan(nothing.loc["largest", "area_ratio_median"])
+    assert summary.loc["largest", "seen_rate"] == summary.loc["all", "seen_rate"] == pytest.approx(0.5)
+    assert summary.loc["largest", "false_pick_rate"] == pytest.approx(0.5)
+
+
+def test_confidence_on_and_off_the_nerve_tells_an_unseen_nerve_from_a_look_alike():
+    true = np.zeros((100, 100), np.uint8)
+    true[40:60, 40:60] = 1
+    probability = np.zeros((100, 100), np.float32)
+    probability[40:60, 40:60] = 0.3
+    probability[42:58, 42:58] = 0.8  # most of the nerve, not its rim: the 90th percentile reads 0.8
+    probability[38, 50] = 0.99  # a halo just outside the outline is still "on the nerve"
+    on, off = confidence_on_and_off(probability, true, margin_px=3)
+    assert on == pytest.approx(0.8) and off == 0.0
+    probability[80:90, 10:20] = 0.7  # a look-alike far away
+    assert confidence_on_and_off(probability, true, margin_px=3)[1] == pytest.approx(0.7)
+    on, off = confidence_on_and_off(probability, np.zeros_like(true), margin_px=3)
+    assert np.isnan(on) and off == pytest.approx(0.99)  # no nerve: everything is off it

@@ -9,13 +9,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pandas as pd
 
 from ctslib.data.images import read_gray, read_mask
 from ctslib.data.usgra import USGRA_ATTRIBUTION, USGRA_NERVE_LABEL, usgra_pairs
 from ctslib.nerve.geometry import mask_centroid, point_in_mask
-from ctslib.nerve.inference import largest_component, segment_images
+from ctslib.nerve.inference import largest_component, postprocess, predict_probabilities
+from ctslib.nerve.inputs import to_model_input
 from ctslib.nerve.scores import dice_score, iou_score
+
+OFF_NERVE_MARGIN = 0.03  # "off the nerve" starts this share of the image's longer side away from its outline
+
+
+def confidence_on_and_off(probability: np.ndarray, true: np.ndarray, margin_px: int) -> tuple[float, float]:
+    """A model's confidence on the true nerve and away from it, from one full-resolution probability map.
+
+    Returns the 90th percentile of ``probability`` inside ``true`` (NaN for an empty mask) and its
+    maximum farther than ``margin_px`` from the nerve (0 when nothing is that far). A low first figure
+    means the nerve is not seen at all; a high second one, that something else is taken for a nerve:
+    the two ways a synthetic-only segmenter misses (docs/realism.md, "Seventh round").
+    """
+    inside = true > 0
+    near = cv2.dilate(inside.astype(np.uint8), np.ones((2 * margin_px + 1,) * 2, np.uint8)) > 0
+    on = float(np.quantile(probability[inside], 0.9)) if inside.any() else float("nan")
+    off = float(probability[~near].max()) if (~near).any() else 0.0
+    return on, off
 
 
 def usgra_check(
@@ -33,23 +53,32 @@ def usgra_check(
     component: the pipeline's rule), ``dice_all`` / ``iou_all`` (every component above the
     threshold; several nerves can be in one usgra-seg image), ``crop_hit`` (the centroid of
     the largest component lies inside the true nerve; False when nothing was predicted) and
-    ``pred_area_largest_px`` / ``pred_area_all_px`` (what each rule predicted, in pixels).
+    ``pred_area_largest_px`` / ``pred_area_all_px`` (what each rule predicted, in pixels),
+    ``nerve_seen`` (most of the nerve, its 90th percentile, at or above the threshold) and
+    ``false_pick`` (something away from the nerve at or above it; ``confidence_on_and_off``).
     """
 
     image_paths, mask_paths = usgra_pairs(root, subset)
     images = [read_gray(p) for p in image_paths]
     trues = [read_mask(p, USGRA_NERVE_LABEL) for p in mask_paths]
-    every = segment_images(model, images, input_size, threshold, keep_largest=False, flip_tta=flip_tta)
+    inputs = np.zeros((len(images), input_size, input_size, 1), np.float32)
+    for k, image in enumerate(images):
+        inputs[k] = to_model_input(image, input_size)
+    probs = predict_probabilities(model, inputs, flip_tta=flip_tta)
     rows = []
-    for path, true, pred_all in zip(image_paths, trues, every):
+    for path, true, prob in zip(image_paths, trues, probs):
+        pred_all = postprocess(prob, true.shape, threshold=threshold, keep_largest=False)
         pred = largest_component(pred_all)
         centre = mask_centroid(pred)
+        full = cv2.resize(prob.astype(np.float32), true.shape[::-1], interpolation=cv2.INTER_LINEAR)
+        on, off = confidence_on_and_off(full, true, max(1, round(OFF_NERVE_MARGIN * max(true.shape))))
         rows.append({
             "id": path.name, "true_area_px": int(true.sum()),
             "dice_largest": dice_score(pred, true), "iou_largest": iou_score(pred, true),
             "dice_all": dice_score(pred_all, true), "iou_all": iou_score(pred_all, true),
             "crop_hit": centre is not None and point_in_mask(true, *centre),
             "pred_area_largest_px": int(pred.sum()), "pred_area_all_px": int(pred_all.sum()),
+            "nerve_seen": bool(on >= threshold), "false_pick": bool(off >= threshold),
         })
     return pd.DataFrame(rows)
 
@@ -61,6 +90,8 @@ def usgra_summary(table: pd.DataFrame) -> pd.DataFrame:
     was predicted (a missed nerve), and ``area_ratio_median``, over the images whose prediction
     overlaps the true nerve, the median of predicted over true area (below 1: the nerves found are
     under-segmented; docs/realism.md, "Sixth round"). NaN when no prediction overlaps a nerve.
+    Two more say why a nerve is missed: ``seen_rate`` (the model's probability reaches the threshold
+    on the nerve) and ``false_pick_rate`` (it does so on something away from the nerve).
     """
     rows = []
     for rule in ("largest", "all"):
@@ -73,6 +104,7 @@ def usgra_summary(table: pd.DataFrame) -> pd.DataFrame:
             "iou_mean": table[f"iou_{rule}"].mean(), "crop_hit_rate": float(table["crop_hit"].mean()),
             "empty_rate": float((predicted == 0).mean()),
             "area_ratio_median": float(ratios.median()) if len(ratios) else float("nan"),
+            "seen_rate": float(table["nerve_seen"].mean()), "false_pick_rate": float(table["false_pick"].mean()),
         })
     return pd.DataFrame(rows)
 
