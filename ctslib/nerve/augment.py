@@ -47,7 +47,7 @@ class AugmentConfig:
     gamma: tuple[float, float] = (0.7, 1.5)        # drawn log-uniformly
     contrast: tuple[float, float] = (0.75, 1.3)
     depth_ramp: tuple[float, float] = (-0.3, 0.3)  # relative gain change from top to bottom
-    p_borders: float = 0.2 
+    p_borders: float = 0.2                         # share of frames given dark bands at their edges
     border_max: float = 0.12                       # widest dark band, as a share of the side
 
 
