@@ -117,6 +117,22 @@ def test_a_synthetic_only_segmenter_learns_nothing_from_real_images_and_scores_t
         pretrained.main(["train", "--synthetic-only"])
 
 
+def test_the_worst_usgra_figure_shows_the_lowest_dice_images_with_their_scores(tiny_trained):
+    import matplotlib.pyplot as plt
+
+    from ctslib.nerve.realcheck import plot_usgra_worst
+
+    root, weights, _ = tiny_trained
+    model, card = pretrained.load_shipped(weights)
+    table = usgra_check(model, card["input_size"], card["threshold"], root=root, subset="train")
+    fig = plot_usgra_worst(model, table, card["input_size"], card["threshold"], root=root, subset="train", n=2)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    lowest = table.sort_values(["dice_largest", "id"]).head(2)
+    assert titles == [f"{r.id}: Dice {r.dice_largest:.2f}" for r in lowest.itertuples()]
+    assert all(ax.images for ax in fig.axes)  # each panel shows its image, not only a title
+    plt.close(fig)
+
+
 def test_keep_epoch_last_keeps_the_end_of_the_schedule_and_best_keeps_the_validation_pick(tiny_trained, tmp_path):
     root, _, best = tiny_trained
     val = [h["val_dice"] for h in best["history"]]

@@ -16,7 +16,7 @@ import pandas as pd
 from ctslib.data.images import read_gray, read_mask
 from ctslib.data.usgra import USGRA_ATTRIBUTION, USGRA_NERVE_LABEL, usgra_pairs
 from ctslib.nerve.geometry import mask_centroid, point_in_mask
-from ctslib.nerve.inference import largest_component, postprocess, predict_probabilities
+from ctslib.nerve.inference import largest_component, postprocess, predict_probabilities, segment_images
 from ctslib.nerve.inputs import to_model_input
 from ctslib.nerve.scores import dice_score, iou_score
 
@@ -113,7 +113,6 @@ def plot_usgra_worst(model, table: pd.DataFrame, input_size: int, threshold: flo
                      subset: str = "test", n: int = 4, flip_tta: bool = False):
     """The ``n`` usgra-seg images of lowest Dice: true nerve (cyan), prediction (yellow), crop centre (red)."""
     import matplotlib.pyplot as plt
-
 
     worst = table.sort_values(["dice_largest", "id"]).head(n)
     image_paths, mask_paths = usgra_pairs(root, subset)
