@@ -37,6 +37,30 @@ def test_some_scenes_show_no_nerve_and_the_others_put_it_at_many_depths(frames):
     assert min(rows) < 0.35 and max(rows) > 0.55
 
 
+def test_nerves_lie_in_the_depth_band_of_real_nerves_not_at_the_image_edges(frames):
+    rows = [np.nonzero(m)[0].mean() / scenes.FRAME_SIZE for m in frames["mask"] if m.any()]
+    low, high = scenes.NERVE_DEPTH_SHARE
+    # the probe's sway and the bone shadow's cut move a centre by a few per cent, no more
+    assert low - 0.06 < min(rows) and max(rows) < high + 0.06
+
+
+def test_fibrous_bands_are_bright_elongated_structures_brighter_than_the_tissue_they_cross():
+    from ctslib.synth.anatomy import Canvas, Scene
+
+    canvas = Canvas.around_image(scenes.FRAME_SIZE, 30.0 / scenes.FRAME_SIZE, scenes.SIDE_PAD_MM)
+    x, z = canvas.grid_mm()
+    flat = np.full(x.shape, 0.05, np.float32)
+    for seed in range(6):
+        scene = Scene(flat.copy(), np.zeros_like(flat), np.zeros_like(flat), np.zeros(x.shape, np.uint8))
+        scenes._fibrous_bands(scene, x, z, 30.0, np.random.default_rng(seed))
+        bright = (cv2.GaussianBlur(scene.echo, (0, 0), 2) > 0.05 * 10 ** 0.6).astype(np.uint8)  # over +6 dB
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(bright)
+        assert 1 <= n - 1 <= 2 * scenes.FIBROUS_BANDS[1] and bright.mean() < 0.25  # bands, not a bright image
+        pixels = np.argwhere(labels == 1 + np.argmax(stats[1:, cv2.CC_STAT_AREA])).astype(np.float64)
+        spread = np.linalg.eigvalsh(np.cov(pixels.T))
+        assert spread[1] > 4 * spread[0]  # longer than thick (twice the spread along as across), not a blob
+        assert scene.spec.max() > 0.2  # its dashed bright edges
+
 def test_the_nerve_outline_is_textured_tissue_not_an_anechoic_vessel(frames):
     inside = [f["image"][f["mask"] > 0].mean() for _, f in frames.iterrows() if f["mask"].sum() > 200]
     assert np.median(inside) > 20  # a vessel lumen renders near black; a nerve's honeycomb does not

@@ -10,20 +10,22 @@ layout, not what a nerve looks like, and finds almost no nerve in real images of
 * tissue in layers (hypoechoic muscle with dotted or striated texture, fat with septa) under thin
   fascia lines that fade in and out, and up to 24 short bright streaks (septa, fascicle walls);
 * 0-3 tendons (echogenic, dotted, half of them outlined), a Poisson number of anechoic vessels with
-  thin walls or none, 0-2 large dark bodies (muscle bellies), and a bone surface with its acoustic
-  shadow in half of the scenes: the look-alikes a model must learn to leave out;
+  thin walls or none, 0-2 large dark bodies (muscle bellies), 1-3 thick bright fibrous bands
+  (ligament, periosteum, thick fascia) and a bone surface with its acoustic shadow in half of the
+  scenes: the look-alikes a model must learn to leave out;
 * 0, 1 or 2 nerves (15 % of scenes show none, so the model also learns to say "no nerve"): an
-  irregular oval of 4-40 mm² placed anywhere, mostly a honeycomb of 3-15 dark fascicles in
-  epineurium whose brightness is drawn *relative to the tissue around it* (real nerves stand out by
-  texture more than by brightness), a partial bright outline, and in half of them a fascia plane
-  along the nerve or a vessel beside it, as nerves run between muscles and with arteries;
+  irregular oval of 4-40 mm² anywhere across the image at 20-65 % of its depth (where usgra-seg's
+  nerves lie), mostly a honeycomb of 3-15 dark fascicles in epineurium whose brightness is drawn
+  *relative to the tissue around it* (real nerves stand out by texture more than by brightness), a
+  partial bright outline, and in half of them a fascia plane along the nerve or a vessel beside it,
+  as nerves run between muscles and with arteries;
 * imaging drawn per scene: beam width, gain, dynamic range, speckle reduction (heavier than the
   wrist's: real backgrounds are smoother), grey map and the depth darkening the TGC leaves;
 * a display chain drawn per frame (``display_chain``): the tone curve, sharpening or smoothing and
   grain that scanners and video exports add after the B-mode image, which differ between devices.
 
 Each choice answers a gap seen against usgra-seg, in the realism table or in a model's probability
-maps (docs/realism.md, "Third round" and "Fourth round"). Frames are rendered with the same B-mode
+maps (docs/realism.md, "Third round" to "Seventh round"). Frames are rendered with the same B-mode
 model as the study's videos (``ctslib.synth.bmode``), one probe pose per scene. They serve the
 segmenter's training and its sim-to-real measurement (``ctslib.nerve.pretrained``,
 ``Recipe.synth_scenes``); the study's cohort does not use them.
@@ -49,6 +51,8 @@ SIDE_PAD_MM = 3.0              # canvas margin beside the image (the probe only 
 NO_NERVE_SHARE = 0.15          # scenes without a nerve
 TWO_NERVES_SHARE = 0.2         # of the scenes with a nerve: two of them
 NERVE_CSA_MM2 = (4.0, 40.0)    # wider than the wrist's 6-25 mm²: usgra-seg's nerves range from elbow to sciatic
+NERVE_DEPTH_SHARE = (0.2, 0.65)  # nerve centre depth / image depth; usgra-seg train: 0.14-0.62, 90 % within 0.22-0.52
+FIBROUS_BANDS = (1, 3)         # thick bright bands per scene (ligament, periosteum, thick fascia)
 EPINEURIUM_MIN_DB = 1.5        # epineurium at least this much brighter than the tissue around: no labelled nerve is invisible
 TONE_KNOTS = np.linspace(0.0, 1.0, 6)  # grey levels at which display_chain's tone curve is drawn
 
@@ -99,6 +103,35 @@ def _fascia_streaks(scene: Scene, x: np.ndarray, z: np.ndarray, depth_mm: float,
         scene.spec += gen.uniform(0.2, 0.9) * along * thin_line(across, gen.uniform(0.03, 0.07))
 
 
+def _fibrous_bands(scene: Scene, x: np.ndarray, z: np.ndarray, depth_mm: float, gen: np.random.Generator) -> None:
+    """Thick, bright, fibrillar bands: ligament, periosteum and thick fascia, the look-alikes models pick.
+
+    A third of a synthetic-only model's false picks on real images lay on such bands, which the
+    scenes had drawn only as thin lines (docs/realism.md, "Seventh round"). Each band is 0.6-3 mm
+    thick and 6-30 mm long, tilted and curved, 8-18 dB brighter than the tissue it crosses, with
+    fibres along it, dashed bright edges, and dark spots in 40 % of them.
+    """
+    spacing = depth_mm / FRAME_SIZE  # mm per image pixel
+    for _ in range(int(gen.integers(FIBROUS_BANDS[0], FIBROUS_BANDS[1] + 1))):
+        cx, cz = gen.uniform(-depth_mm / 2, depth_mm / 2), gen.uniform(0.1, 0.9) * depth_mm
+        half_length, half_thick = gen.uniform(3.0, 15.0), gen.uniform(0.3, 1.5)
+        centre = cz + gen.normal(0, 0.3) * (x - cx) + smooth_curve(x[0], gen.uniform(0.2, 1.5), gen.uniform(8, 25), gen)[None, :]
+        across = z - centre
+        along = np.sqrt(np.clip(1 - ((x - cx) / half_length) ** 2, 0, None))  # rounded ends
+        inside = soft_inside(np.abs(across) / half_thick, 0.2) * (along > 0)
+        if not inside.any():
+            continue
+        crossed = float(np.median(scene.echo[inside > 0.5])) if (inside > 0.5).any() else float(np.median(scene.echo))
+        fibres = smooth_noise(x.shape, gen.uniform(0.5, 2.0) / spacing, 0.04 / spacing, gen)
+        echo = (crossed + 0.005) * 10 ** gen.uniform(0.8, 1.8) * np.clip(1 + 0.5 * fibres, 0.2, None)
+        if gen.random() < 0.4:  # dark spots: vessels or fat caught in the band
+            spots = smooth_noise(x.shape, 0.3 / spacing, 0.3 / spacing, gen)
+            echo = echo * (1 - 0.9 * np.clip(spots - 1.5, 0, 1))
+        scene.echo = (scene.echo * (1 - inside) + inside * echo).astype(np.float32)
+        edges = thin_line(np.abs(across) - half_thick, gen.uniform(0.03, 0.07)) * (along > 0)
+        scene.spec += gen.uniform(0.3, 1.0) * _broken(x, spacing, gen) * edges
+
+
 def _tendons_and_vessels(scene: Scene, x: np.ndarray, z: np.ndarray, depth_mm: float,
                          gen: np.random.Generator) -> None:
     """Echogenic dotted tendons, anechoic vessels (thin walls or none) and dark bodies: the nerve's look-alikes."""
@@ -136,7 +169,7 @@ def _nerve(scene: Scene, x: np.ndarray, z: np.ndarray, depth_mm: float,
     csa = gen.uniform(*NERVE_CSA_MM2)
     aspect = gen.uniform(1.0, 3.0)
     a, b = math.sqrt(csa * aspect / math.pi), math.sqrt(csa / (aspect * math.pi))
-    cx, cz, angle = gen.uniform(-0.4, 0.4) * depth_mm, gen.uniform(0.12, 0.75) * depth_mm, gen.normal(0, 0.3)
+    cx, cz, angle = gen.uniform(-0.4, 0.4) * depth_mm, gen.uniform(*NERVE_DEPTH_SHARE) * depth_mm, gen.normal(0, 0.3)
     r = ellipse_radius(x, z, cx, cz, a, b, angle) * (1 + 0.08 * smooth_noise(x.shape, 1.0 / spacing, 1.0 / spacing, gen))
     # Real nerves stand out from their surroundings by texture more than by brightness (docs/realism.md:
     # +1 dB over the ring around them), so the nerve's levels are drawn relative to the tissue it replaces.
@@ -182,6 +215,7 @@ def random_scene(gen: np.random.Generator) -> tuple[Scene, Canvas]:
     scene = skin_and_fat(x, z, canvas, gen.uniform(1.0, 6.0), gen)
     _tissue_layers(scene, x, z, depth_mm, gen)
     _fascia_streaks(scene, x, z, depth_mm, gen)
+    _fibrous_bands(scene, x, z, depth_mm, gen)
     _tendons_and_vessels(scene, x, z, depth_mm, gen)
     mask = np.zeros(x.shape, np.uint8)
     n_nerves = 0 if gen.random() < NO_NERVE_SHARE else (2 if gen.random() < TWO_NERVES_SHARE else 1)
