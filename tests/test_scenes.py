@@ -61,6 +61,7 @@ def test_fibrous_bands_are_bright_elongated_structures_brighter_than_the_tissue_
         assert spread[1] > 4 * spread[0]  # longer than thick (twice the spread along as across), not a blob
         assert scene.spec.max() > 0.2  # its dashed bright edges
 
+
 def test_the_nerve_outline_is_textured_tissue_not_an_anechoic_vessel(frames):
     inside = [f["image"][f["mask"] > 0].mean() for _, f in frames.iterrows() if f["mask"].sum() > 200]
     assert np.median(inside) > 20  # a vessel lumen renders near black; a nerve's honeycomb does not

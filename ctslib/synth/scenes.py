@@ -118,17 +118,19 @@ def _fibrous_bands(scene: Scene, x: np.ndarray, z: np.ndarray, depth_mm: float, 
         centre = cz + gen.normal(0, 0.3) * (x - cx) + smooth_curve(x[0], gen.uniform(0.2, 1.5), gen.uniform(8, 25), gen)[None, :]
         across = z - centre
         along = np.sqrt(np.clip(1 - ((x - cx) / half_length) ** 2, 0, None))  # rounded ends
-        inside = soft_inside(np.abs(across) / half_thick, 0.2) * (along > 0)
-        if not inside.any():
+        on_band = along > 0
+        inside = soft_inside(np.abs(across) / half_thick, 0.2) * on_band
+        if not inside.any():  # the band lies off the canvas
             continue
-        crossed = float(np.median(scene.echo[inside > 0.5])) if (inside > 0.5).any() else float(np.median(scene.echo))
+        core = inside > 0.5
+        crossed = float(np.median(scene.echo[core] if core.any() else scene.echo))
         fibres = smooth_noise(x.shape, gen.uniform(0.5, 2.0) / spacing, 0.04 / spacing, gen)
         echo = (crossed + 0.005) * 10 ** gen.uniform(0.8, 1.8) * np.clip(1 + 0.5 * fibres, 0.2, None)
         if gen.random() < 0.4:  # dark spots: vessels or fat caught in the band
             spots = smooth_noise(x.shape, 0.3 / spacing, 0.3 / spacing, gen)
             echo = echo * (1 - 0.9 * np.clip(spots - 1.5, 0, 1))
         scene.echo = (scene.echo * (1 - inside) + inside * echo).astype(np.float32)
-        edges = thin_line(np.abs(across) - half_thick, gen.uniform(0.03, 0.07)) * (along > 0)
+        edges = thin_line(np.abs(across) - half_thick, gen.uniform(0.03, 0.07)) * on_band
         scene.spec += gen.uniform(0.3, 1.0) * _broken(x, spacing, gen) * edges
 
 
